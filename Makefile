@@ -1,0 +1,47 @@
+# Two commands do all setup on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_ROOT := datasets/demo_day2night
+
+.PHONY: venv demo test test-all quality style bench clean-demo
+
+venv: $(STAMP)
+
+# visdom 0.2.4 only ships an sdist whose setup.py imports pkg_resources, so it is built
+# without isolation against setuptools<82 (see requirements.txt).
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools<82" wheel
+	$(PY) -m pip install -q --no-build-isolation -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: venv
+	$(PY) scripts/make_demo_dataset.py --out $(DEMO_ROOT)
+	$(PY) train.py --config configs/demo.yaml
+	$(PY) test.py --config configs/demo.yaml
+	@echo
+	@echo "Demo finished. Open results/demo_day2night/test_latest/index.html"
+	@echo "(training log: checkpoints/demo_day2night/loss_log.txt)"
+
+test: venv
+	$(PY) -m pytest -q
+
+# Also the tests marked slow.
+test-all: venv
+	$(PY) -m pytest -q -m "slow or not slow"
+
+quality: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+style: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: venv
+	$(PY) scripts/benchmark.py
+
+clean-demo:
+	rm -rf $(DEMO_ROOT) checkpoints/demo_day2night results/demo_day2night

@@ -1,0 +1,1 @@
+"""Image-quality metrics. One file per metric (see the evaluation issue for FID/KID)."""

@@ -1,0 +1,75 @@
+"""Paired metrics between translations and ground truth: L1, PSNR, SSIM.
+
+All functions take float tensors in [0, 1] of shape (N, C, H, W) and return one value per
+image (shape (N,)), so callers can average however their protocol says. Images are compared
+after 8-bit quantisation when they come from files, which is what a viewer sees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image, in [0, 1] units."""
+    return (pred - target).abs().flatten(1).mean(1)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB, data range 1."""
+    mse = (pred - target).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(eps))
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device: torch.device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    window = (g[:, None] * g[None, :]).float()
+    return window.expand(channels, 1, size, size).contiguous()
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004): Gaussian 11x11 window, sigma 1.5, K1 0.01,
+    K2 0.03, data range 1, 'valid' filtering, averaged over pixels and channels."""
+    channels = pred.shape[1]
+    window = _gaussian_window(window_size, sigma, channels, pred.device)
+    c1, c2 = 0.01**2, 0.03**2
+
+    def filt(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, window, groups=channels)
+
+    mu_x, mu_y = filt(pred), filt(target)
+    var_x = filt(pred * pred) - mu_x**2
+    var_y = filt(target * target) - mu_y**2
+    cov = filt(pred * target) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1)
+
+
+def load_unit(path: str | Path) -> torch.Tensor:
+    """An image file as a 1x3xHxW float tensor in [0, 1]."""
+    with Image.open(path) as img:
+        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+def compare_files(pairs: list[tuple[Path, Path]]) -> dict[str, float]:
+    """Mean L1, PSNR and SSIM over (prediction, ground truth) file pairs."""
+    if not pairs:
+        raise ValueError("no image pairs to compare")
+    scores: dict[str, list[float]] = {"l1": [], "psnr": [], "ssim": []}
+    for pred_path, gt_path in pairs:
+        pred, gt = load_unit(pred_path), load_unit(gt_path)
+        if pred.shape != gt.shape:
+            # ground truth at another resolution: compare at the prediction's size
+            gt = F.interpolate(gt, size=pred.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        scores["l1"].append(l1(pred, gt).item())
+        scores["psnr"].append(psnr(pred, gt).item())
+        scores["ssim"].append(ssim(pred, gt).item())
+    return {name: float(np.mean(values)) for name, values in scores.items()}

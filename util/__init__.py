@@ -1,0 +1,1 @@
+"""Small shared helpers: registry, errors, checkpoints, logging/visualisation, HTML pages."""

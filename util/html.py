@@ -1,0 +1,70 @@
+"""Static HTML pages of image grids, built with dominate (text is escaped by dominate).
+
+Used for ``results/<name>/<phase>_<epoch>/index.html`` (test.py) and the training page
+``checkpoints/<name>/web/index.html``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+import dominate
+from dominate import tags
+
+from util.fileio import atomic_write_text
+
+
+class HTMLPage:
+    """A page with headers and rows of labelled images; image paths are relative to ``root``."""
+
+    def __init__(self, root: str | Path, title: str, refresh: int = 0) -> None:
+        self.root = Path(root)
+        self.image_dir = self.root / "images"
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        self.doc = dominate.document(title=title)
+        if refresh > 0:
+            with self.doc.head:
+                tags.meta(http_equiv="refresh", content=str(refresh))
+        with self.doc.head:
+            tags.style(
+                "body{font-family:sans-serif} table{border-collapse:collapse} "
+                "td{padding:4px;text-align:center;vertical-align:top;word-break:break-all}"
+            )
+
+    def add_header(self, text: str, level: int = 3) -> None:
+        header = {1: tags.h1, 2: tags.h2, 3: tags.h3, 4: tags.h4}[level]
+        with self.doc:
+            header(text)
+
+    def add_text(self, text: str) -> None:
+        with self.doc:
+            tags.p(text)
+
+    def add_images(self, items: Sequence[tuple[str, str]], width: int = 256) -> None:
+        """One row: ``items`` are (label, path relative to ``root``)."""
+        with self.doc:
+            with tags.table():
+                with tags.tr():
+                    for label, rel_path in items:
+                        href = quote(Path(rel_path).as_posix())
+                        with tags.td():
+                            with tags.a(href=href):
+                                tags.img(src=href, style=f"width:{width}px", alt=label)
+                            tags.br()
+                            tags.span(label)
+
+    def add_table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        with self.doc:
+            with tags.table(border=1):
+                with tags.tr():
+                    for cell in header:
+                        tags.th(str(cell))
+                for row in rows:
+                    with tags.tr():
+                        for cell in row:
+                            tags.td(str(cell))
+
+    def save(self, filename: str = "index.html") -> Path:
+        return atomic_write_text(self.root / filename, self.doc.render())

@@ -1,0 +1,129 @@
+"""Monitoring facade: one object the training loop talks to, small backends behind it.
+
+The loss log files are the record of a run and are always written:
+``checkpoints/<name>/loss_log.txt`` (the reference's human-readable format) and
+``checkpoints/<name>/loss_log.jsonl`` (one JSON object per logged step). Live views (visdom,
+the HTML page of visuals) are further backends with the same methods. Only the main process
+(rank 0) writes anything; other ranks get a facade whose methods do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+
+@dataclass
+class LogRecord:
+    """One logged training step: losses averaged since the previous record."""
+
+    epoch: int
+    epoch_iter: int
+    total_iters: int
+    losses: dict[str, float]
+    lr: float
+    time_per_iter: float  # seconds of compute per iteration (data loading excluded)
+    data_time: float  # seconds waiting for data per iteration
+    wall_time: float = field(default_factory=time.time)
+
+    def text(self) -> str:
+        losses = " ".join(f"{k}: {v:.3f}" for k, v in self.losses.items())
+        return (
+            f"(epoch: {self.epoch}, iters: {self.epoch_iter}, total: {self.total_iters}, "
+            f"time: {self.time_per_iter:.3f}, data: {self.data_time:.3f}, lr: {self.lr:.3g}) {losses}"
+        )
+
+
+class Backend:
+    """A monitoring view. Every method is optional; the default does nothing."""
+
+    def log(self, record: LogRecord) -> None:
+        pass
+
+    def display(self, epoch: int, total_iters: int, visuals: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def show_text(self, title: str, text: str) -> None:
+        pass
+
+    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ConsoleBackend(Backend):
+    """Log lines on the console; ``tqdm.write`` keeps the progress bar intact."""
+
+    def log(self, record: LogRecord) -> None:
+        tqdm.write(record.text())
+
+    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
+        tqdm.write(f"(epoch: {epoch}, total: {total_iters}) " + " ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+
+
+class LossLogBackend(Backend):
+    """``loss_log.txt`` and ``loss_log.jsonl``, appended and flushed at every record."""
+
+    def __init__(self, run_dir: Path, resume: bool) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mode = "a" if resume else "w"
+        self.txt = open(run_dir / "loss_log.txt", mode, encoding="utf-8")
+        self.jsonl = open(run_dir / "loss_log.jsonl", mode, encoding="utf-8")
+        self.txt.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        self.txt.flush()
+
+    def log(self, record: LogRecord) -> None:
+        self.txt.write(record.text() + "\n")
+        self.txt.flush()
+        self.jsonl.write(json.dumps({"kind": "train", **asdict(record)}) + "\n")
+        self.jsonl.flush()
+
+    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
+        entry = {"kind": "metrics", "epoch": epoch, "total_iters": total_iters, "metrics": metrics}
+        self.jsonl.write(json.dumps(entry) + "\n")
+        self.jsonl.flush()
+
+    def close(self) -> None:
+        self.txt.close()
+        self.jsonl.close()
+
+
+class Visualizer:
+    """What ``train.py`` calls. ``enabled=False`` (non-zero ranks) turns every call into a no-op."""
+
+    def __init__(self, backends: list[Backend], enabled: bool = True) -> None:
+        self.backends = backends if enabled else []
+
+    @classmethod
+    def for_training(cls, opt, run_dir: Path, resume: bool, enabled: bool = True) -> Visualizer:
+        if not enabled:
+            return cls([], enabled=False)
+        backends: list[Backend] = [ConsoleBackend(), LossLogBackend(run_dir, resume)]
+        return cls(backends)
+
+    def log(self, record: LogRecord) -> None:
+        for backend in self.backends:
+            backend.log(record)
+
+    def display(self, epoch: int, total_iters: int, visuals: dict[str, torch.Tensor]) -> None:
+        for backend in self.backends:
+            backend.display(epoch, total_iters, visuals)
+
+    def show_text(self, title: str, text: str) -> None:
+        for backend in self.backends:
+            backend.show_text(title, text)
+
+    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
+        for backend in self.backends:
+            backend.log_metrics(epoch, total_iters, metrics)
+
+    def close(self) -> None:
+        for backend in self.backends:
+            backend.close()
