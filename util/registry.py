@@ -47,9 +47,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            raise RegistryError(
-                f"unknown {self.kind} '{name}' (choose from {', '.join(self.names())})"
-            ) from None
+            raise RegistryError(f"unknown {self.kind} '{name}' (choose from {', '.join(self.names())})") from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -1,0 +1,38 @@
+"""Datasets, each registered under its ``--dataset_mode`` name, and the data loader.
+
+To add a dataset: copy ``template_dataset.py`` to ``<mode>_dataset.py``, register the class
+with ``@DATASETS.register("<mode>")``, and import the module below. ``--dataset_mode <mode>``
+then works, and the class's ``modify_options`` hook may add options.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from data import single_dataset, template_dataset, unaligned_dataset  # noqa: F401  (registration)
+from data.base_dataset import DATASETS, BaseDataset
+from data.sampler import EpochSampler
+
+__all__ = ["DATASETS", "BaseDataset", "EpochSampler", "create_dataset", "create_train_loader"]
+
+
+def create_dataset(opt) -> BaseDataset:
+    """The training dataset named by ``--dataset_mode``."""
+    return DATASETS.get(opt.dataset_mode)(opt)
+
+
+def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tuple[DataLoader, EpochSampler]:
+    """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
+    ``--serial_batches``). Workers are re-created every epoch so they see ``dataset.epoch``."""
+    sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        sampler=sampler,
+        num_workers=opt.num_threads,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+        persistent_workers=False,
+    )
+    return loader, sampler

@@ -1,0 +1,64 @@
+"""Finding ``--dataroot`` and explaining what to do when it is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from util.errors import UserError
+
+# Names accepted by scripts/download_cyclegan_dataset.sh (the reference's published sets).
+CYCLEGAN_DATASETS = (
+    "apple2orange",
+    "summer2winter_yosemite",
+    "horse2zebra",
+    "monet2photo",
+    "cezanne2photo",
+    "ukiyoe2photo",
+    "vangogh2photo",
+    "maps",
+    "cityscapes",
+    "facades",
+    "iphone2dslr_flower",
+    "ae_photos",
+    "mini",
+    "mini_pix2pix",
+    "mini_colorization",
+)
+
+
+def download_hint(name: str) -> str:
+    """A download command when ``name`` is (or reverses to) a published CycleGAN dataset."""
+    if name in CYCLEGAN_DATASETS:
+        return f" It is a published CycleGAN dataset: bash scripts/download_cyclegan_dataset.sh {name}"
+    if "2" in name:
+        a, _, b = name.partition("2")
+        for candidate in {
+            f"{b}2{a}",
+            f"{b.rstrip('s')}2{a}",
+            f"{b}2{a.rstrip('s')}",
+            f"{b.rstrip('s')}2{a.rstrip('s')}",
+        }:
+            if candidate in CYCLEGAN_DATASETS:
+                return (
+                    f" The published dataset {candidate} has the domains the other way round: "
+                    f"bash scripts/download_cyclegan_dataset.sh {candidate}, then train with "
+                    f"--dataroot ./datasets/{candidate} --direction BtoA"
+                )
+    return ""
+
+
+def resolve_dataroot(value: str, expected: str) -> Path:
+    """``value`` if it exists, else ``./datasets/<value>``; otherwise a ``UserError`` saying
+    which folders are expected (``expected``, e.g. "trainA/ and trainB/") and how to get a
+    published dataset."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return path
+    fallback = Path("datasets") / value
+    if not path.is_absolute() and fallback.exists():
+        return fallback
+    name = path.name or value
+    raise UserError(
+        f"--dataroot {value} does not exist (looked in {path} and {fallback}); "
+        f"expected a folder holding {expected}.{download_hint(name)}"
+    )

@@ -1,0 +1,20 @@
+"""Models, each registered under its ``--model`` name.
+
+To add a model: copy ``template_model.py`` to ``<name>_model.py``, register the class with
+``@MODELS.register("<name>")`` and import the module below. ``--model <name>`` then works;
+the class's ``modify_options`` hook adds its options. Networks live in ``models/networks``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models import cycle_gan_model, template_model, test_model  # noqa: F401  (registration)
+from models.base_model import MODELS, BaseModel
+
+__all__ = ["MODELS", "BaseModel", "create_model"]
+
+
+def create_model(opt, device: torch.device) -> BaseModel:
+    """The model named by ``--model``, built on ``device``."""
+    return MODELS.get(opt.model)(opt, device)

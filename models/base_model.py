@@ -1,0 +1,149 @@
+"""The model interface the training loop and test.py rely on, and the MODELS registry."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+
+from models.image_pool import ImagePool
+from models.schedulers import build_scheduler
+from util.checkpoint import load_net_state
+from util.errors import UserError
+from util.registry import Registry
+
+MODELS = Registry("model")
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if hasattr(net, "module") and isinstance(net.module, nn.Module):
+            net = net.module
+        elif hasattr(net, "_orig_mod") and isinstance(net._orig_mod, nn.Module):
+            net = net._orig_mod
+        else:
+            return net
+
+
+class BaseModel:
+    """A model owns its networks, optimizers, schedulers and image pools (all in dicts keyed by
+    name, which is also how they appear in checkpoints) and does one training step at a time.
+
+    Subclasses set ``loss_names`` (the keys ``train_step`` returns, in display order),
+    ``test_sides`` (which test folders test.py translates) and implement ``train_step``,
+    ``inference`` and ``visuals``. Nothing here assumes a single device beyond ``self.device``,
+    the device this process computes on.
+    """
+
+    loss_names: tuple[str, ...] = ()
+    test_sides: tuple[str, ...] = ("A",)
+    # losses whose epoch mean the ``plateau`` LR policy monitors
+    monitor_losses: tuple[str, ...] = ()
+
+    def __init__(self, opt, device: torch.device) -> None:
+        self.opt = opt
+        self.device = device
+        self.is_train = opt.is_train
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, object] = {}
+        self.pools: dict[str, ImagePool] = {}
+
+    @staticmethod
+    def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """Add model-specific options or change defaults (between code defaults and YAML)."""
+        return parser
+
+    # ---- the interface ------------------------------------------------------------------
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch``. Returns detached 0-dim loss tensors keyed by
+        ``loss_names``; they stay on the device until the loop logs them (no sync per step)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Test-time outputs for a batch of images from test folder ``side``, keyed by label;
+        the first entry is the input itself (e.g. ``real_A``)."""
+        raise NotImplementedError
+
+    def translation_label(self, side: str) -> str:
+        """The label of ``inference``'s output that is the translation of side ``side``."""
+        raise NotImplementedError
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        """Images of the last training step, for display."""
+        return {}
+
+    def checkpoint_key(self, net_name: str) -> str:
+        """Under which name network ``net_name`` is stored in checkpoints."""
+        return net_name
+
+    # ---- shared machinery ---------------------------------------------------------------
+    def setup_schedulers(self) -> None:
+        opt = self.opt
+        self.schedulers = {
+            name: build_scheduler(
+                optimizer, opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.epoch_count, opt.lr_decay_iters
+            )
+            for name, optimizer in self.optimizers.items()
+        }
+
+    def update_learning_rate(self, monitored: float | None = None) -> float:
+        """Step every scheduler once (end of epoch). ``monitored`` feeds ``plateau``."""
+        for scheduler in self.schedulers.values():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if monitored is not None:
+                    scheduler.step(monitored)
+            else:
+                scheduler.step()
+        return self.current_lr()
+
+    def current_lr(self) -> float:
+        for optimizer in self.optimizers.values():
+            return float(optimizer.param_groups[0]["lr"])
+        return 0.0
+
+    @staticmethod
+    def set_requires_grad(nets: Iterable[nn.Module], requires_grad: bool) -> None:
+        for net in nets:
+            for p in net.parameters():
+                p.requires_grad_(requires_grad)
+
+    def train(self, mode: bool = True) -> None:
+        for net in self.nets.values():
+            net.train(mode)
+
+    def eval(self) -> None:
+        self.train(False)
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.nets.items()}
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training: networks, optimizers, schedulers, pools."""
+        return {
+            "nets": {self.checkpoint_key(k): unwrap(net).state_dict() for k, net in self.nets.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+        }
+
+    def load_networks(self, nets: dict[str, dict], source: str) -> None:
+        """Load the state dicts of this model's networks strictly; a clear error on mismatch."""
+        for name, net in self.nets.items():
+            key = self.checkpoint_key(name)
+            if key not in nets:
+                raise UserError(f"{source} has no network '{key}' (it has: {', '.join(sorted(nets)) or 'none'})")
+            load_net_state(unwrap(net), nets[key], f"{source} [{key}]")
+
+    def load_state_dict(self, state: dict, source: str) -> None:
+        self.load_networks(state["nets"], source)
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        for k, p in self.pools.items():
+            p.load_state_dict(state["pools"][k], self.device)

@@ -1,0 +1,91 @@
+"""Discriminators: PatchGAN (70x70 ``basic``, ``n_layers``) and the 1x1 ``pixel`` GAN.
+
+Module layouts follow the reference so reference checkpoints load strictly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from models.networks.layers import conv_bias, init_weights, norm_layer
+from util.registry import Registry
+
+DISCRIMINATORS = Registry("discriminator")
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: 4x4 convs with strides 2 (``n_layers`` times) then 1, 1; LeakyReLU 0.2;
+    no norm on the first layer. With n_layers=3 each output sees a 70x70 input patch."""
+
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        kw, padw = 4, 1
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_nc, ndf, kernel_size=kw, stride=2, padding=padw),
+            nn.LeakyReLU(0.2, True),
+        ]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=stride, padding=padw, bias=bias),
+                make_norm(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=kw, stride=1, padding=padw))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN: classifies every pixel independently (colour statistics only)."""
+
+    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, kernel_size=1, stride=1, padding=0),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=bias),
+            make_norm(ndf * 2),
+            nn.LeakyReLU(0.2, True),
+            # the reference ties this bias to the norm type; kept for checkpoint compatibility
+            nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=bias),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@DISCRIMINATORS.register("basic")
+def basic(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
+    return NLayerDiscriminator(input_nc, ndf, n_layers=3, norm=norm)
+
+
+@DISCRIMINATORS.register("n_layers")
+def n_layers(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
+    return NLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm=norm)
+
+
+@DISCRIMINATORS.register("pixel")
+def pixel(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
+    return PixelDiscriminator(input_nc, ndf, norm=norm)
+
+
+def define_D(
+    name: str,
+    input_nc: int = 3,
+    ndf: int = 64,
+    n_layers_D: int = 3,
+    norm: str = "instance",
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """Build and initialise a registered discriminator (on the CPU; the caller moves it)."""
+    net = DISCRIMINATORS.get(name)(input_nc=input_nc, ndf=ndf, n_layers_D=n_layers_D, norm=norm)
+    return init_weights(net, init_type, init_gain)

@@ -1,0 +1,225 @@
+"""Generators: ResNet (Johnson et al.) and U-Net, with the reference's exact module layout.
+
+The layout (which module sits at which index of ``self.model``) is part of the checkpoint
+format: it fixes the state-dict keys, so reference checkpoints such as
+``latest_net_G_A.pth`` load strictly. Norm layers are therefore always present, as
+``nn.Identity`` for ``--norm none``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from models.networks.layers import conv_bias, init_weights, norm_layer
+from util.registry import Registry
+
+GENERATORS = Registry("generator")
+
+
+class ResnetBlock(nn.Module):
+    """x + F(x) with F = pad, conv3x3, norm, ReLU, [dropout], pad, conv3x3, norm."""
+
+    def __init__(self, dim: int, norm: str, use_dropout: bool, padding_type: str = "reflect") -> None:
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+
+        def padded_conv() -> list[nn.Module]:
+            if padding_type == "reflect":
+                return [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias)]
+            if padding_type == "replicate":
+                return [nn.ReplicationPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias)]
+            if padding_type == "zero":
+                # keep a placeholder so the conv keeps the same index as with explicit padding
+                return [nn.Identity(), nn.Conv2d(dim, dim, 3, padding=1, bias=bias)]
+            raise ValueError(f"unknown padding_type '{padding_type}'")
+
+        layers = [*padded_conv(), make_norm(dim), nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [*padded_conv(), make_norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """c7s1-ngf, two stride-2 downsamplings, ``n_blocks`` residual blocks, two transposed-conv
+    upsamplings, c7s1-output_nc, tanh. Any input whose sides are multiples of 4 works."""
+
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+        padding_type: str = "reflect",
+    ) -> None:
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias),
+            make_norm(ngf),
+            nn.ReLU(True),
+        ]
+        n_downsampling = 2
+        for i in range(n_downsampling):
+            mult = 2**i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias),
+                make_norm(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        mult = 2**n_downsampling
+        layers += [ResnetBlock(ngf * mult, norm, use_dropout, padding_type) for _ in range(n_blocks)]
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                make_norm(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """One U-Net level: down (LeakyReLU, conv s2, norm) -> submodule -> up (ReLU, convT s2, norm),
+    with the level's input concatenated to its output (except at the outermost level).
+
+    The down LeakyReLU is in-place, as in the reference, so the skip connection carries the
+    activated input; the outputs (and the reference fixtures) depend on it.
+    """
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        if outermost:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, make_norm(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [
+                nn.LeakyReLU(0.2, True),
+                downconv,
+                make_norm(inner_nc),
+                submodule,
+                nn.ReLU(True),
+                upconv,
+                make_norm(outer_nc),
+            ]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        # evaluate the submodule first: its in-place LeakyReLU rewrites x, as in the reference
+        y = self.model(x)
+        return torch.cat([x, y], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` stride-2 levels; input sides must be multiples of 2**num_downs."""
+
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        num_downs: int,
+        ngf: int = 64,
+        norm: str = "batch",
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError("a U-Net needs at least 5 downsamplings")
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UnetSkipConnectionBlock(
+            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
+        )
+        self.size_multiple = 2**num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if h % self.size_multiple or w % self.size_multiple:
+            raise ValueError(
+                f"this U-Net needs image sides divisible by {self.size_multiple}, got {h}x{w}: "
+                f"use --crop_size {self.size_multiple * max(1, round(min(h, w) / self.size_multiple))} "
+                "or a resnet generator"
+            )
+        return self.model(x)
+
+
+# Side lengths each generator needs to be divisible by.
+_SIZE_MULTIPLE = {"resnet_9blocks": 4, "resnet_6blocks": 4, "unet_128": 128, "unet_256": 256}
+
+
+def generator_size_multiple(name: str) -> int:
+    return _SIZE_MULTIPLE.get(name, 4)
+
+
+@GENERATORS.register("resnet_9blocks")
+def resnet_9blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=9)
+
+
+@GENERATORS.register("resnet_6blocks")
+def resnet_6blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=6)
+
+
+@GENERATORS.register("unet_128")
+def unet_128(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
+    return UnetGenerator(input_nc, output_nc, 7, ngf, norm, use_dropout)
+
+
+@GENERATORS.register("unet_256")
+def unet_256(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
+    return UnetGenerator(input_nc, output_nc, 8, ngf, norm, use_dropout)
+
+
+def define_G(
+    name: str,
+    input_nc: int = 3,
+    output_nc: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
+    use_dropout: bool = False,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """Build and initialise a registered generator (on the CPU; the caller moves it)."""
+    net = GENERATORS.get(name)(input_nc=input_nc, output_nc=output_nc, ngf=ngf, norm=norm, use_dropout=use_dropout)
+    return init_weights(net, init_type, init_gain)

@@ -1,0 +1,73 @@
+"""A runnable template for a new model (``--model template``).
+
+Copy this file to ``<name>_model.py``, rename the class, register it with
+``@MODELS.register("<name>")`` and import the module in ``models/__init__.py``.
+
+The template learns a paired mapping A -> B with one generator and an L1 loss (a minimal
+pix2pix without the GAN): ``python train.py --model template --dataset_mode template ...``
+runs end to end. Everything a model must provide is here with a comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn as nn
+
+from models.base_model import MODELS, BaseModel
+from models.networks import define_G
+
+
+@MODELS.register("template")
+class TemplateModel(BaseModel):
+    # 1. The losses train_step returns, in display order.
+    loss_names = ("L1",)
+    # 2. Which test folders test.py translates (<phase>A, and <phase>B for two-way models).
+    test_sides = ("A",)
+    # 3. Losses the ``plateau`` LR policy watches.
+    monitor_losses = ("L1",)
+
+    @staticmethod
+    def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        # 4. Options of this model, and default changes (between code defaults and YAML).
+        parser.set_defaults(dataset_mode="template")
+        if is_train:
+            parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 loss")
+        return parser
+
+    def __init__(self, opt, device: torch.device) -> None:
+        super().__init__(opt, device)
+        # 5. Networks, optimizers (and pools) go into the dicts: checkpoints save them by name.
+        self.nets["G"] = define_G(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+        ).to(device)
+        if self.is_train:
+            self.criterion = nn.L1Loss()
+            self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.setup_schedulers()
+        self._visuals: dict[str, torch.Tensor] = {}
+
+    def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        # 6. One step: forward, losses, backward, optimizer step. Return detached losses.
+        real_A = batch["A"].to(self.device, non_blocking=True)
+        real_B = batch["B"].to(self.device, non_blocking=True)
+        fake_B = self.nets["G"](real_A)
+        loss = self.criterion(fake_B, real_B) * self.opt.lambda_regression
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["G"].step()
+        self._visuals = {"real_A": real_A, "fake_B": fake_B.detach(), "real_B": real_B}
+        return {"L1": loss.detach()}
+
+    def visuals(self) -> dict[str, torch.Tensor]:
+        return dict(self._visuals)
+
+    @torch.no_grad()
+    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        # 7. Test-time outputs, keyed by the labels used for file names and the HTML page.
+        real_A = images.to(self.device)
+        return {"real_A": real_A, "fake_B": self.nets["G"](real_A)}
+
+    def translation_label(self, side: str) -> str:
+        return "fake_B"

@@ -1,0 +1,53 @@
+"""One generator applied to one folder: pretrained CycleGAN generators, one direction only."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from models.base_model import MODELS, BaseModel
+from models.networks import define_G
+from util.errors import UserError
+
+
+@MODELS.register("test")
+class TestModel(BaseModel):
+    """``python test.py --model test --dataroot FOLDER --name NAME [--model_suffix _A]``.
+
+    Loads ``G`` + suffix from the run's checkpoint, or the reference's
+    ``<epoch>_net_G<suffix>.pth`` file (how pretrained CycleGAN models are distributed), and
+    translates every image of the folder (labels ``real`` and ``fake``).
+    """
+
+    test_sides = ("A",)
+
+    @staticmethod
+    def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        if is_train:
+            raise UserError("the 'test' model cannot be trained; use --model cycle_gan")
+        parser.set_defaults(dataset_mode="single")
+        parser.add_argument(
+            "--model_suffix",
+            type=str,
+            default="",
+            help="load G<suffix> (e.g. _A loads G_A of a cycle_gan checkpoint or latest_net_G_A.pth)",
+        )
+        return parser
+
+    def __init__(self, opt, device: torch.device) -> None:
+        super().__init__(opt, device)
+        self.nets["G"] = define_G(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+        ).to(device)
+
+    def checkpoint_key(self, net_name: str) -> str:
+        return net_name + self.opt.model_suffix
+
+    @torch.no_grad()
+    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        real = images.to(self.device)
+        return {"real": real, "fake": self.nets["G"](real)}
+
+    def translation_label(self, side: str) -> str:
+        return "fake"

@@ -1,0 +1,201 @@
+"""Train a model.
+
+    python train.py --dataroot ./datasets/horse2zebra --name h2z           # reference defaults
+    python train.py --config configs/demo.yaml --lr 1e-4                   # YAML + CLI override
+    python train.py --name h2z --continue_train                            # exact resume
+    python train.py --help | --dry_run                                     # options, resolved
+
+Checkpoints go to ``checkpoints/<name>/``: ``latest.pth`` every ``--save_latest_freq``
+iterations and at each epoch's end, ``<epoch>.pth`` every ``--save_epoch_freq`` epochs and at
+the last. Losses go to the console, ``loss_log.txt`` and ``loss_log.jsonl``. An iteration is
+one optimiser step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf,
+128+N stopped by signal N (after saving ``latest``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data import create_dataset, create_train_loader
+from models import BaseModel, create_model
+from options import Options, format_options, gpu_ids, parse_options, save_options
+from util.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    load_reference_nets,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from util.errors import UserError, one_line
+from util.training import GracefulStop, LossTracker, NonFiniteLoss, seed_everything, select_device
+from util.visualizer import LogRecord, Visualizer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return train(parse_options(argv, is_train=True, prog="train.py"))
+    except NonFiniteLoss as e:
+        print(f"train.py: error: {e}; the last good checkpoint is kept. Try a lower --lr.", file=sys.stderr)
+        return 3
+    except UserError as e:  # also errors from dataset code inside DataLoader workers
+        print(f"train.py: error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def train(opt: Options) -> int:
+    run_dir = Path(opt.checkpoints_dir) / opt.name
+    print(format_options(opt))
+    device = select_device(gpu_ids(opt.gpu_ids))
+    seed_everything(opt.seed)
+
+    dataset = create_dataset(opt)
+    loader, sampler = create_train_loader(dataset, opt, device)
+    model = create_model(opt, device)
+    model.train()
+    tracker = LossTracker(model.loss_names, device)
+    iters_per_epoch = math.ceil(len(dataset) / opt.batch_size)
+    last_epoch = opt.epoch_count + opt.n_epochs + opt.n_epochs_decay - 1
+    counts = ", ".join(f"{name} {n / 1e6:.3f} M" for name, n in model.parameter_counts().items())
+    print(f"dataset: {len(dataset)} items per epoch ({iters_per_epoch} iterations); parameters: {counts}")
+    if opt.verbose:
+        for name, net in model.nets.items():
+            print(f"[{name}]\n{net}")
+    if opt.dry_run:
+        print("dry run: nothing trained")
+        return 0
+
+    # Where to start: epoch_count for a fresh run, or exactly where the checkpoint stopped.
+    epoch, epoch_samples, total_iters = opt.epoch_count, 0, 0
+    if opt.continue_train:
+        epoch, epoch_samples, total_iters = resume(model, tracker, run_dir, opt.epoch, epoch)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_options(opt, run_dir / "opt.yaml")
+    visualizer = Visualizer.for_training(opt, run_dir, resume=opt.continue_train)
+    visualizer.show_text("options", format_options(opt))
+
+    def save(tag: str | int) -> Path:
+        tracker.check()  # never overwrite a good checkpoint with NaN weights
+        state = {
+            "epoch": epoch,
+            "epoch_samples": epoch_samples,
+            "total_iters": total_iters,
+            "options": opt.to_dict(),
+            **model.state_dict(),
+            "tracker": tracker.state_dict(),
+            "rng": rng_state(),
+        }
+        if tag == "latest" and opt.save_by_iter:
+            save_checkpoint(checkpoint_path(run_dir, f"iter_{total_iters}"), state)
+        return save_checkpoint(checkpoint_path(run_dir, tag), state)
+
+    total_planned = min(opt.max_iters, (last_epoch - opt.epoch_count + 1) * iters_per_epoch)
+    if total_iters >= total_planned:
+        print(f"nothing to do: {total_iters} of {total_planned} iterations done")
+        return 0
+    bar = tqdm(total=total_planned, initial=total_iters, unit="it", dynamic_ncols=True, disable=None)
+    status = 0
+    try:
+        with GracefulStop() as stop:
+            while epoch <= last_epoch:
+                epoch_start = time.time()
+                dataset.set_epoch(epoch)
+                sampler.set_epoch(epoch, start=epoch_samples)
+                t_data = t_step = 0.0  # seconds waiting for data / computing, since the last log
+                steps = 0
+                t_end = time.perf_counter()
+                for batch in loader:
+                    t_got = time.perf_counter()
+                    losses = model.train_step(batch)
+                    t_done = time.perf_counter()
+                    t_data, t_step, steps = t_data + t_got - t_end, t_step + t_done - t_got, steps + 1
+                    total_iters += 1
+                    epoch_samples += batch["A"].shape[0]
+                    tracker.add(losses, total_iters)
+                    bar.update(1)
+
+                    if total_iters % opt.print_freq == 0:
+                        means = tracker.mean()
+                        record = LogRecord(
+                            epoch,
+                            math.ceil(epoch_samples / opt.batch_size),
+                            total_iters,
+                            means,
+                            model.current_lr(),
+                            t_step / steps,
+                            t_data / steps,
+                        )
+                        visualizer.log(record)
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:4]}, refresh=False)
+                        t_data = t_step = 0.0
+                        steps = 0
+                    if opt.display_freq > 0 and total_iters % opt.display_freq == 0:
+                        visualizer.display(epoch, total_iters, model.visuals())
+                    if total_iters % opt.save_latest_freq == 0:
+                        save("latest")
+                    if stop.requested or total_iters >= opt.max_iters:
+                        break
+                    t_end = time.perf_counter()
+
+                if epoch_samples >= len(dataset):  # the epoch is complete: step the LR, save
+                    lr = model.update_learning_rate(monitored_value(model, tracker))
+                    seconds = time.time() - epoch_start
+                    tqdm.write(f"End of epoch {epoch} / {last_epoch}: {seconds:.1f} s, next lr {lr:.3g}")
+                    epoch, epoch_samples = epoch + 1, 0
+                    if (epoch - 1) % opt.save_epoch_freq == 0 or epoch - 1 == last_epoch:
+                        save(epoch - 1)
+                    save("latest")
+                if stop.requested or total_iters >= opt.max_iters:
+                    path = save("latest")
+                    if stop.requested:
+                        print(
+                            f"stopped at iteration {total_iters}; saved {path}; resume with --continue_train",
+                            file=sys.stderr,
+                        )
+                        status = 128 + stop.signum
+                    else:
+                        print(f"reached --max_iters {opt.max_iters}; saved {path}")
+                    break
+    finally:
+        bar.close()
+        visualizer.close()
+    if status == 0:
+        print(f"training done: {total_iters} iterations; checkpoints in {run_dir}")
+    return status
+
+
+def monitored_value(model: BaseModel, tracker: LossTracker) -> float | None:
+    """The epoch mean of the losses the model asks the ``plateau`` policy to watch."""
+    means = tracker.epoch_mean()
+    return sum(means[name] for name in model.monitor_losses) if model.monitor_losses else None
+
+
+def resume(model: BaseModel, tracker: LossTracker, run_dir: Path, tag: str, epoch_count: int) -> tuple[int, int, int]:
+    """Load the ``--epoch`` checkpoint for ``--continue_train``; returns (epoch, samples done
+    in it, total iterations). The reference's weight files resume the weights only."""
+    path = checkpoint_path(run_dir, tag)
+    if not path.is_file():
+        nets = load_reference_nets(run_dir, tag, [model.checkpoint_key(n) for n in model.nets])
+        model.load_networks(nets, source=f"{run_dir}/{tag}_net_*.pth")
+        print(
+            f"note: resumed the weights of the reference's files in {run_dir}; optimizer state, learning-rate "
+            f"schedule, image pools and data order start afresh at epoch {epoch_count}"
+        )
+        return epoch_count, 0, 0
+    state = load_checkpoint(path)
+    model.load_state_dict(state, source=str(path))
+    tracker.load_state_dict(state["tracker"])
+    set_rng_state(state["rng"])
+    print(f"resumed from {path}: epoch {state['epoch']}, iteration {state['total_iters']}")
+    return state["epoch"], state["epoch_samples"], state["total_iters"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

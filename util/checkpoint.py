@@ -1,0 +1,164 @@
+"""Checkpoints: one file per save, one plain dict, written atomically, read with weights_only.
+
+Layout of ``checkpoints/<name>/<tag>.pth`` (tag: ``latest``, an epoch number, ``iter_<n>``)::
+
+    {"format_version": 1, "epoch": int, "epoch_iter": int, "total_iters": int,
+     "options": {...plain values...},
+     "nets": {"G_A": state_dict, ...}, "optimizers": {...}, "schedulers": {...},
+     "pools": {"A": {"size", "images", "rng"}, ...},
+     "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...]}}
+
+``epoch`` is the epoch in progress (or just finished) and ``epoch_iter`` how many of its
+iterations are done, so a resumed run continues with the next batch of the same epoch.
+The reference's per-network files (``latest_net_G_A.pth``) are read too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from util.errors import UserError
+from util.fileio import atomic_write
+
+FORMAT_VERSION = 1
+
+
+def checkpoint_path(run_dir: Path, tag: str | int) -> Path:
+    return Path(run_dir) / f"{tag}.pth"
+
+
+def save_checkpoint(path: Path, state: dict) -> Path:
+    """Write ``state`` (plus the format version) atomically: the old file survives any crash."""
+    state = {"format_version": FORMAT_VERSION, **state}
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated file, not a torch file, pickled objects
+        raise UserError(f"cannot read checkpoint {path}: {str(e).strip().splitlines()[0]}") from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise UserError(f"{path} is not a checkpoint of this project (no format_version)")
+    if state["format_version"] > FORMAT_VERSION:
+        raise UserError(f"{path} has format {state['format_version']}; this code reads up to {FORMAT_VERSION}")
+    return state
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- loading network weights ------------------------------------------------------------
+
+
+def patch_reference_state(state_dict: dict, net: nn.Module) -> dict:
+    """Drop InstanceNorm statistics that checkpoints from PyTorch < 0.4 carry but our
+    (stat-less) InstanceNorm layers do not have, as the reference's loader does."""
+    state_dict = dict(state_dict)
+    modules = dict(net.named_modules())
+    for key in list(state_dict):
+        owner, _, attr = key.rpartition(".")
+        module = modules.get(owner)
+        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
+            if attr == "num_batches_tracked" or (
+                attr in ("running_mean", "running_var") and getattr(module, attr) is None
+            ):
+                del state_dict[key]
+    return state_dict
+
+
+def _mismatch_hint(net: nn.Module, state_dict: dict) -> str:
+    own = net.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    if wrong_shape:
+        k = wrong_shape[0]
+        parts.append(
+            f"{len(wrong_shape)} shape mismatches (e.g. {k}: {tuple(state_dict[k].shape)} in the file, "
+            f"{tuple(own[k].shape)} here)"
+        )
+    hint = ""
+    if any(re.search(r"conv_block\.6\.", k) for k in unexpected):
+        hint = "; the checkpoint was trained with dropout: remove --no_dropout"
+    elif any(re.search(r"conv_block\.6\.", k) for k in missing):
+        hint = "; the checkpoint was trained without dropout: add --no_dropout"
+    elif any("running_mean" in k for k in missing + unexpected):
+        hint = "; the norm type differs: check --norm"
+    elif wrong_shape or missing or unexpected:
+        hint = "; check --netG/--netD, --ngf/--ndf, --norm and --input_nc/--output_nc"
+    return "; ".join(parts) + hint
+
+
+def load_net_state(net: nn.Module, state_dict: dict, source: str) -> None:
+    """Strictly load ``state_dict`` into ``net``; a one-line ``UserError`` if it does not fit."""
+    state_dict = patch_reference_state(state_dict, net)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError:
+        raise UserError(f"{source} does not fit the network: {_mismatch_hint(net, state_dict)}") from None
+
+
+def reference_net_file(run_dir: Path, tag: str, key: str) -> Path:
+    """The reference codebase's per-network file, e.g. ``latest_net_G_A.pth``."""
+    return Path(run_dir) / f"{tag}_net_{key}.pth"
+
+
+def load_reference_nets(run_dir: Path, tag: str, keys: list[str]) -> dict[str, dict]:
+    """State dicts from the reference's files ``<tag>_net_<key>.pth`` (bare state dicts)."""
+    nets = {}
+    for key in keys:
+        path = reference_net_file(run_dir, tag, key)
+        if not path.is_file():
+            raise UserError(f"no checkpoint {checkpoint_path(run_dir, tag)} and no reference file {path}")
+        try:
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"cannot read {path}: {str(e).strip().splitlines()[0]}") from None
+        if not isinstance(state_dict, dict):
+            raise UserError(f"{path} does not hold a state dict")
+        nets[key] = state_dict
+    return nets
+
+
+def available_tags(run_dir: Path) -> list[str]:
+    """Checkpoint tags in ``run_dir``: ours (``<tag>.pth``) and the reference's (``<tag>_net_*.pth``)."""
+    tags = set()
+    for path in Path(run_dir).glob("*.pth"):
+        tags.add(path.stem.split("_net_")[0] if "_net_" in path.stem else path.stem)
+    return sorted(tags, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t))
+
+
+def load_inference_nets(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict[str, dict], str]:
+    """Network state dicts for test time from ``<tag>.pth``, else from the reference's
+    ``<tag>_net_<key>.pth`` files. Returns (state dicts by key, description of the source)."""
+    path = checkpoint_path(run_dir, tag)
+    if path.is_file():
+        return load_checkpoint(path)["nets"], str(path)
+    if all(reference_net_file(run_dir, tag, key).is_file() for key in keys):
+        return load_reference_nets(run_dir, tag, keys), str(reference_net_file(run_dir, tag, "*"))
+    tags = available_tags(run_dir) if Path(run_dir).is_dir() else []
+    where = f"available: {', '.join(tags)}" if tags else f"{run_dir} holds no checkpoints"
+    raise UserError(f"no checkpoint '{tag}' in {run_dir} ({where}); pick one with --epoch")
