@@ -7,6 +7,8 @@ then works, and the class's ``modify_options`` hook may add options.
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -30,7 +32,8 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         dataset,
         batch_size=opt.batch_size,
         sampler=sampler,
-        num_workers=opt.num_threads,
+        # more workers than cores only adds contention (and a warning from torch)
+        num_workers=min(opt.num_threads, os.cpu_count() or 1),
         pin_memory=device.type == "cuda",
         drop_last=False,
         persistent_workers=False,

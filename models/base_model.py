@@ -38,6 +38,7 @@ class BaseModel:
     the device this process computes on.
     """
 
+    trainable: bool = True  # False: test.py only
     loss_names: tuple[str, ...] = ()
     test_sides: tuple[str, ...] = ("A",)
     # losses whose epoch mean the ``plateau`` LR policy monitors

@@ -8,7 +8,6 @@ import torch
 
 from models.base_model import MODELS, BaseModel
 from models.networks import define_G
-from util.errors import UserError
 
 
 @MODELS.register("test")
@@ -21,11 +20,10 @@ class TestModel(BaseModel):
     """
 
     test_sides = ("A",)
+    trainable = False
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        if is_train:
-            raise UserError("the 'test' model cannot be trained; use --model cycle_gan")
         parser.set_defaults(dataset_mode="single")
         parser.add_argument(
             "--model_suffix",

@@ -270,6 +270,8 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
 
 def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[str, Any]:
     """Derived values and cross-option checks."""
+    if is_train and not MODELS.get(values["model"]).trainable:
+        raise UserError(f"the '{values['model']}' model cannot be trained; use --model cycle_gan")
     if not values.get("dataroot"):
         raise UserError("--dataroot is required (a dataset folder, or set it in --config)")
     phase = values["phase"]

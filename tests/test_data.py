@@ -1,0 +1,154 @@
+"""Data: image files of every kind on disk, preprocessing, unaligned pairing, reproducibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data import create_dataset
+from data.image_folder import load_image, make_dataset
+from data.sampler import EpochSampler
+from data.single_dataset import SingleDataset
+from data.transforms import Preprocess, sample_rng
+from options import parse_options
+from tests.conftest import write_images
+from util.errors import UserError
+
+
+def test_extensions_any_case_sorted_recursive_and_limited(tmp_path: Path) -> None:
+    for name in ["b.PNG", "a.jpg", "c.JpEg", "d.bmp", "e.webp", "f.tif", "g.TIFF", "sub/h.png"]:
+        path = tmp_path / name
+        path.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(
+            path,
+            format={"jpg": "JPEG", "jpeg": "JPEG"}.get(
+                path.suffix[1:].lower(), path.suffix[1:].upper().replace("TIF", "TIFF").replace("TIFFF", "TIFF")
+            ),
+        )
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    found = [p.relative_to(tmp_path).as_posix() for p in make_dataset(tmp_path)]
+    assert found == ["a.jpg", "b.PNG", "c.JpEg", "d.bmp", "e.webp", "f.tif", "g.TIFF", "sub/h.png"]
+    assert len(make_dataset(tmp_path, max_dataset_size=3)) == 3
+    for path in make_dataset(tmp_path):
+        assert load_image(path).getpixel((4, 4))[2] in range(25, 36)  # decodes (jpeg is lossy)
+
+
+def test_rgba_is_composited_on_white(tmp_path: Path) -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255  # red
+    rgba[:, :2, 3] = 255  # left half opaque, right half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    img = np.asarray(load_image(tmp_path / "a.png"))
+    assert tuple(img[0, 0]) == (255, 0, 0) and tuple(img[0, 3]) == (255, 255, 255)
+
+
+def test_palette_with_transparency(tmp_path: Path) -> None:
+    img = Image.new("P", (4, 4), 1)
+    img.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    img.putpixel((0, 0), 0)
+    img.info["transparency"] = 0
+    img.save(tmp_path / "p.png", transparency=0)
+    array = np.asarray(load_image(tmp_path / "p.png"))
+    assert tuple(array[0, 0]) == (255, 255, 255) and tuple(array[1, 1]) == (0, 0, 255)
+
+
+def test_16_bit_greyscale_keeps_its_range(tmp_path: Path) -> None:
+    values = np.array([[0, 16384], [32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "g16.png")
+    with Image.open(tmp_path / "g16.png") as raw:
+        assert raw.mode.startswith("I")
+    array = np.asarray(load_image(tmp_path / "g16.png"))[..., 0]
+    assert array.tolist() == [[0, 64], [128, 255]]  # PIL's plain convert would give [[0,255],[255,255]]
+
+
+def test_cmyk_jpeg_is_converted(tmp_path: Path) -> None:
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "c.jpg")  # pure red in CMYK
+    r, g, b = np.asarray(load_image(tmp_path / "c.jpg"))[4, 4]
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_greyscale_channels_and_corrupt_file(tmp_path: Path) -> None:
+    write_images(tmp_path, 1)
+    assert load_image(tmp_path / "0000.png", channels=1).mode == "L"
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(UserError, match="cannot read image .*broken.png"):
+        load_image(tmp_path / "broken.png")
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "expected"),
+    [
+        ("resize_and_crop", (50, 30), (3, 32, 32)),
+        ("crop", (50, 40), (3, 32, 32)),
+        ("scale_width", (80, 40), (3, 32, 48)),  # width 48, height max(24, crop 32)
+        ("scale_width_and_crop", (96, 48), (3, 32, 32)),
+        ("none", (54, 29), (3, 28, 56)),  # sides rounded to multiples of 4
+    ],
+)
+def test_preprocess_modes(mode: str, size: tuple[int, int], expected: tuple[int, int, int]) -> None:
+    pre = Preprocess(mode=mode, load_size=48 if "scale" in mode else 40, crop_size=32, flip=True)
+    img = Image.new("RGB", size, (255, 0, 0))
+    out = pre(img, sample_rng(0, 0, 0))
+    assert tuple(out.shape) == expected
+    assert out.min() >= -1 and out.max() <= 1 and out[0].mean() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_flip_and_crop_follow_the_sample_rng() -> None:
+    img = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
+    pre = Preprocess(mode="resize_and_crop", load_size=64, crop_size=32, flip=True)
+    outs = [pre(img, sample_rng(0, 0, i)) for i in range(8)]
+    assert torch.equal(outs[0], pre(img, sample_rng(0, 0, 0)))  # same seed, same result
+    assert len({o.sum().item() for o in outs}) > 4  # different positions / flips
+    test_pre = Preprocess(mode="resize_and_crop", load_size=64, crop_size=32, flip=False, random_crop=False)
+    assert torch.equal(test_pre(img, sample_rng(0, 0, 1)), test_pre(img, sample_rng(9, 9, 9)))  # deterministic
+
+
+def test_unaligned_pairs_and_reproducibility(tiny_dataset: Path) -> None:
+    opt = parse_options(["--dataroot", str(tiny_dataset), "--seed", "7", "--crop_size", "32", "--load_size", "36"])
+    ds = create_dataset(opt)
+    assert len(ds) == 3  # max(|A|=3, |B|=2)
+    item = ds[4 % 3]
+    assert item["A"].shape == (3, 32, 32) and Path(item["A_paths"]).parent.name == "trainA"
+    assert Path(item["B_paths"]).parent.name == "trainB"
+    # B is drawn at random, but reproducibly per (seed, epoch, index)
+    draws = {ds[0]["B_paths"] for ds.epoch in range(12)}
+    assert len(draws) == 2
+    ds.set_epoch(3)
+    first = ds[1]
+    assert torch.equal(first["A"], ds[1]["A"]) and first["B_paths"] == ds[1]["B_paths"]
+    serial = create_dataset(opt.replace(serial_batches=True))
+    assert [Path(serial[i]["B_paths"]).name for i in range(3)] == ["0000.png", "0001.png", "0000.png"]
+
+
+def test_direction_swaps_domains_and_channels(tiny_dataset: Path) -> None:
+    opt = parse_options(["--dataroot", str(tiny_dataset), "--direction", "BtoA", "--input_nc", "1",
+                         "--crop_size", "32", "--load_size", "32", "--lambda_identity", "0"])  # fmt: skip
+    item = create_dataset(opt)[0]
+    assert Path(item["A_paths"]).parent.name == "trainB" and item["A"].shape[0] == 1
+    assert Path(item["B_paths"]).parent.name == "trainA" and item["B"].shape[0] == 3
+
+
+def test_single_dataset_and_empty_folder(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = parse_options(["--dataroot", str(tiny_dataset / "testA"), "--model", "test"], is_train=False)
+    ds = SingleDataset(opt)
+    assert len(ds) == 3 and ds[0]["A"].shape == (3, 256, 256)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images found"):
+        SingleDataset(opt, folder=tmp_path / "empty")
+
+
+def test_sampler_order_is_seeded_and_resumable() -> None:
+    sampler = EpochSampler(10, shuffle=True, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    assert sorted(full) == list(range(10)) and full != list(range(10))
+    sampler.set_epoch(2, start=4)
+    assert list(sampler) == full[4:] and len(sampler) == 6
+    sampler.set_epoch(3)
+    assert list(sampler) != full
+    assert list(EpochSampler(5, shuffle=False, seed=0)) == [0, 1, 2, 3, 4]
