@@ -4,8 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_ROOT := datasets/demo_day2night
+VISDOM_PORT ?= 8097
 
-.PHONY: venv demo test test-all quality style bench clean-demo
+.PHONY: venv demo test test-all quality style bench clean-demo visdom visdom-stop
 
 venv: $(STAMP)
 
@@ -42,6 +43,15 @@ style: venv
 
 bench: venv
 	$(PY) scripts/benchmark.py
+
+# Live training plots at http://localhost:$(VISDOM_PORT). visdom's server fetches its JS/CSS from
+# CDNs at start and fails offline, so they are first put in place from the npm registry (once).
+visdom: venv
+	$(PY) scripts/setup_visdom_offline.py
+	PYTHON=$(PY) scripts/start_visdom.sh $(VISDOM_PORT)
+
+visdom-stop:
+	scripts/stop_visdom.sh $(VISDOM_PORT)
 
 clean-demo:
 	rm -rf $(DEMO_ROOT) checkpoints/demo_day2night results/demo_day2night

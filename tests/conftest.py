@@ -1,16 +1,45 @@
-"""Shared fixtures: tiny image datasets written to tmp_path, tiny training options, the
-reference fixtures folder (tests that need it skip when ../shared is absent)."""
+"""Shared pytest fixtures.
+
+Data: tiny image datasets written to tmp_path (``tiny_dataset``, ``write_images``), tiny
+training options (``TINY``), the reference fixtures folder (skips when ../shared is absent).
+
+Browser tests (``@pytest.mark.browser``) use the ``page`` fixture. It drives Debian's
+``/usr/bin/chromium`` through Python playwright (``executable_path``; we never run ``playwright
+install``, which downloads a browser from outside the package registries) and skips only when
+that binary is missing: install it with ``scripts/install_browser.sh``. Screenshots go to
+``artifacts/`` at the repo root (``artifacts_dir``), gitignored, for a person to look at.
+"""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE_FIXTURES = REPO.parent / "shared" / "fixtures" / "reference_ckpt"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, no sandbox (we run as root in containers), nothing that phones home. Playwright adds
+# --headless and its own temporary --user-data-dir (it refuses one passed in args).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+REFERENCE_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "reference_ckpt"
 
 # Options that make a CycleGAN run take a second or two on a CPU.
 TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32",
@@ -49,3 +78,101 @@ def reference_fixtures() -> Path:
     if not REFERENCE_FIXTURES.is_dir():
         pytest.skip(f"reference fixtures not found at {REFERENCE_FIXTURES}")
     return REFERENCE_FIXTURES
+
+
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return find_free_port()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    path = REPO_ROOT / "artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium for the whole session (starting one takes ~1 s)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: install it with scripts/install_browser.sh (Debian chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    """A fresh page (own context: no cookies or cache shared between tests), 1280x900."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+# visdom ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def visdom_assets() -> None:
+    """visdom's JS/CSS in place (fetched from npm once), so its server starts offline."""
+    from scripts.setup_visdom_offline import AssetError, ensure_visdom_assets
+
+    try:
+        ensure_visdom_assets(log=lambda message: None)
+    except AssetError as exc:
+        pytest.skip(f"visdom's static assets cannot be obtained: {exc}")
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before answering at {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url} within {timeout} s")
+
+
+@pytest.fixture
+def visdom_server(visdom_assets, tmp_path) -> Iterator[Callable[[int], subprocess.Popen]]:
+    """``start(port)`` runs the stock visdom server on 127.0.0.1:port until the test ends."""
+    procs: list[subprocess.Popen] = []
+
+    def start(port: int) -> subprocess.Popen:
+        log = open(tmp_path / f"visdom-{port}.log", "wb")
+        cmd = [sys.executable, "-m", "visdom.server", "-port", str(port), "-bind_local"]
+        cmd += ["-env_path", str(tmp_path / f"visdom-envs-{port}") + "/", "-logging_level", "WARNING"]
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        procs.append(proc)
+        wait_for_http(f"http://127.0.0.1:{port}/", timeout=60, proc=proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

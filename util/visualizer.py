@@ -106,6 +106,34 @@ class Visualizer:
         if not enabled:
             return cls([], enabled=False)
         backends: list[Backend] = [ConsoleBackend(), LossLogBackend(run_dir, resume)]
+        # Imported here: both modules subclass Backend from this one, and visdom's import is
+        # only paid for by runs that use it.
+        if opt.display_id > 0:
+            from util.visdom_display import VisdomBackend
+
+            backends.append(
+                VisdomBackend(
+                    server=opt.display_server,
+                    port=opt.display_port,
+                    env=opt.display_env or opt.name,
+                    ncols=opt.display_ncols,
+                    winsize=opt.display_winsize,
+                    run_name=opt.name,
+                )
+            )
+        if not opt.no_html:
+            from util.html_display import HTMLBackend
+
+            backends.append(
+                HTMLBackend(
+                    Path(run_dir) / "web",
+                    run_name=opt.name,
+                    update_html_freq=opt.update_html_freq,
+                    ncols=opt.display_ncols,
+                    winsize=opt.display_winsize,
+                    resume=resume,
+                )
+            )
         return cls(backends)
 
     def log(self, record: LogRecord) -> None:
