@@ -37,5 +37,9 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         pin_memory=device.type == "cuda",
         drop_last=False,
         persistent_workers=False,
+        # Its own generator: creating each epoch's iterator draws worker seeds from it, which
+        # must not advance the global RNG (dropout, gradient penalty), or a resumed run, which
+        # creates one iterator more, would diverge. Our datasets draw no torch randomness.
+        generator=torch.Generator().manual_seed(opt.seed),
     )
     return loader, sampler

@@ -1,0 +1,253 @@
+"""End to end: train.main then test.main on tiny generated datasets; exact resume; signals;
+NaN handling; checkpoints; batched inference; errors users see."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+import test as test_script
+import train
+from models import create_model
+from models.networks import define_G
+from options import parse_options
+from tests.conftest import REPO_ROOT, TINY, write_images
+from util.checkpoint import load_checkpoint, save_checkpoint
+
+
+def run_args(root: Path, tmp_path: Path, name: str = "run") -> list[str]:
+    return ["--dataroot", str(root), "--name", name, "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+
+
+def eval_args(root: Path, tmp_path: Path, name: str = "run", results: str = "res") -> list[str]:
+    return ["--dataroot", str(root), "--name", name, "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
+            str(tmp_path / results), "--gpu_ids", "-1"]  # fmt: skip
+
+
+def read_png(path: Path) -> torch.Tensor:
+    import numpy as np
+
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.int16))
+
+
+def test_train_then_test(tiny_dataset: Path, tmp_path: Path) -> None:
+    write_images(tiny_dataset / "testA", 52, seed=5)  # more than the reference's 50-image default
+    status = train.main([*run_args(tiny_dataset, tmp_path), "--n_epochs", "1", "--n_epochs_decay", "1",
+                         "--save_epoch_freq", "1", "--seed", "1", "--display_freq", "2", "--update_html_freq", "4"])  # fmt: skip
+    assert status == 0
+    run_dir = tmp_path / "ck" / "run"
+    assert {p.name for p in run_dir.iterdir()} >= {"latest.pth", "1.pth", "2.pth", "opt.yaml", "loss_log.txt",
+                                                   "loss_log.jsonl", "web"}  # fmt: skip
+    records = [json.loads(line) for line in (run_dir / "loss_log.jsonl").read_text().splitlines()]
+    assert [r["total_iters"] for r in records] == [2, 4, 6]
+    assert set(records[0]["losses"]) == {"D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"}
+    assert "(epoch: 2, iters: 1, total: 4" in (run_dir / "loss_log.txt").read_text()
+    web = (run_dir / "web" / "index.html").read_text()  # display steps 2 and 6 (4 is too soon), newest first
+    assert web.index("iteration [6]") < web.index("iteration [2]") and "iteration [4]" not in web
+    assert len(re.findall(r'<img[^>]*src="images/epoch00\d_iter0000\d\d_\w+\.png"', web)) == 2 * 8
+
+    ckpt = load_checkpoint(run_dir / "latest.pth")
+    assert (ckpt["epoch"], ckpt["epoch_samples"], ckpt["total_iters"]) == (3, 0, 6)
+    assert set(ckpt["nets"]) == {"G_A", "G_B", "D_A", "D_B"} and set(ckpt["optimizers"]) == {"G", "D"}
+    assert set(ckpt["pools"]) == {"A", "B"} and len(ckpt["pools"]["A"]["images"]) == 6
+    assert ckpt["options"]["ngf"] == 8 and ckpt["schedulers"]["G"]["last_epoch"] == 2
+
+    # test.py takes the architecture from the run: no --ngf/--netG/--crop_size needed
+    assert test_script.main(eval_args(tiny_dataset, tmp_path)) == 0
+    out = tmp_path / "res" / "run" / "test_latest"
+    images = {p.name for p in (out / "images").iterdir()}
+    for stem in [f"{i:04d}" for i in range(52)]:
+        assert {f"{stem}_real_A.png", f"{stem}_fake_B.png", f"{stem}_rec_A.png"} <= images
+    assert {"0000_real_B.png", "0001_fake_A.png", "0001_rec_B.png"} <= images
+    assert len(images) == 52 * 3 + 2 * 3
+    page = (out / "index.html").read_text()
+    sources = re.findall(r'<img[^>]*src="([^"]+)"', page)
+    assert len(sources) == len(images) and all((out / s).is_file() for s in sources)
+    assert Image.open(out / "images" / "0051_fake_B.png").size == (32, 32)
+
+    # the saved translation is the generator's output for that image
+    opt = parse_options(eval_args(tiny_dataset, tmp_path), is_train=False)
+    model = create_model(opt, torch.device("cpu"))
+    model.load_networks(ckpt["nets"], "latest")
+    model.train()
+    from data.single_dataset import SingleDataset
+
+    image = SingleDataset(opt, folder=tiny_dataset / "testA")[7]["A"]
+    fake = model.inference("A", image[None])["fake_B"][0]
+    expected = ((fake.clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
+    assert (read_png(out / "images" / "0007_fake_B.png") - expected).abs().max() <= 1
+
+
+def test_save_then_load_gives_identical_outputs(tiny_dataset: Path, tmp_path: Path) -> None:
+    opt = parse_options([*run_args(tiny_dataset, tmp_path), "--seed", "2"])
+    model = create_model(opt, torch.device("cpu"))
+    batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    for _ in range(2):
+        model.train_step(batch)
+    save_checkpoint(tmp_path / "c.pth", {"options": opt.to_dict(), **model.state_dict()})
+    torch.manual_seed(123)
+    fresh = create_model(opt, torch.device("cpu"))
+    fresh.load_state_dict(load_checkpoint(tmp_path / "c.pth"), "c.pth")
+    for side in ("A", "B"):
+        a, b = model.inference(side, batch[side]), fresh.inference(side, batch[side])
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # optimizer state came back too: one more identical step on both gives identical weights
+    torch.manual_seed(0)
+    model.train_step(batch)
+    torch.manual_seed(0)
+    fresh.train_step(batch)
+    for name in model.nets:
+        for (k, v), w in zip(
+            model.nets[name].state_dict().items(), fresh.nets[name].state_dict().values(), strict=True
+        ):
+            assert torch.equal(v, w), f"{name}.{k} differs after one more step"
+
+
+def assert_same_state(a: object, b: object, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert set(a) == set(b), f"{where}: keys differ"
+        for k in a:
+            assert_same_state(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
+    # 3 items per epoch: iteration 4 is in the middle of epoch 2; the run ends mid epoch 3, during
+    # the learning-rate decay; a pool of 2 makes the pool's random draws matter.
+    common = ["--n_epochs", "2", "--n_epochs_decay", "2", "--pool_size", "2", "--seed", "3", "--max_iters", "8"]
+    assert train.main([*run_args(tiny_dataset, tmp_path, "full"), *common]) == 0
+    split = run_args(tiny_dataset, tmp_path, "split")
+    assert train.main([*split, *common[:-1], "4"]) == 0
+    halfway = load_checkpoint(tmp_path / "ck/split/latest.pth")
+    assert (halfway["epoch"], halfway["epoch_samples"], halfway["total_iters"]) == (2, 1, 4)
+    # data loading in a worker process this time: augmentation must not depend on it
+    i = split.index("--num_threads")
+    resumed = [*split[:i], "--num_threads", "1", *split[i + 2 :]]
+    assert train.main([*resumed, "--continue_train", "--max_iters", "8"]) == 0
+
+    full = load_checkpoint(tmp_path / "ck/full/latest.pth")
+    again = load_checkpoint(tmp_path / "ck/split/latest.pth")
+    assert again["total_iters"] == 8 and (again["epoch"], again["epoch_samples"]) == (3, 2)
+    for part in ("nets", "optimizers", "schedulers", "pools", "rng", "tracker"):
+        assert_same_state(full[part], again[part], part)
+    logs = {name: [json.loads(x) for x in (tmp_path / "ck" / name / "loss_log.jsonl").read_text().splitlines()]
+            for name in ("full", "split")}  # fmt: skip
+    assert [r["losses"] for r in logs["full"]] == [r["losses"] for r in logs["split"]]
+
+
+def start_training(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_latest_and_exits_cleanly(tiny_dataset: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), "--n_epochs", "1000", "--print_freq", "1", "--seed", "4"]
+    proc = start_training(args)
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        if line.startswith("(epoch:") or time.monotonic() > deadline:
+            break
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err and "stopped at iteration" in err
+    state = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    done = state["total_iters"]
+    assert done >= 1
+    assert train.main([*args, "--continue_train", "--max_iters", str(done + 2)]) == 0
+    assert load_checkpoint(tmp_path / "ck/run/latest.pth")["total_iters"] == done + 2
+
+
+def test_nan_loss_stops_with_the_loss_and_iteration_and_keeps_the_checkpoint(tiny_dataset: Path, tmp_path: Path,
+                                                                             capsys) -> None:  # fmt: skip
+    args = [*run_args(tiny_dataset, tmp_path), "--seed", "5", "--save_latest_freq", "1"]
+    assert train.main([*args, "--max_iters", "4"]) == 0
+    good = (tmp_path / "ck/run/latest.pth").read_bytes()
+    capsys.readouterr()
+    status = train.main([*args, "--continue_train", "--max_iters", "8", "--lambda_A", "nan"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 3 and len(err) == 1
+    assert "loss cycle_A, idt_B became NaN or infinite at iteration 5" in err[0]  # both weighted by lambda_A
+    assert (tmp_path / "ck/run/latest.pth").read_bytes() == good
+
+
+def test_batched_inference_equals_batch_one(tiny_dataset: Path, tmp_path: Path) -> None:
+    write_images(tiny_dataset / "testA", 9, seed=6)
+    assert train.main([*run_args(tiny_dataset, tmp_path), "--max_iters", "2", "--seed", "6"]) == 0
+    assert test_script.main([*eval_args(tiny_dataset, tmp_path, results="b1"), "--test_batch_size", "1"]) == 0
+    assert test_script.main([*eval_args(tiny_dataset, tmp_path, results="b4"), "--test_batch_size", "4"]) == 0
+    one = sorted((tmp_path / "b1/run/test_latest/images").iterdir())
+    four = sorted((tmp_path / "b4/run/test_latest/images").iterdir())
+    assert [p.name for p in one] == [p.name for p in four] and len(one) == 9 * 3 + 2 * 3
+    worst = max((read_png(a) - read_png(b)).abs().max().item() for a, b in zip(one, four, strict=True))
+    assert worst <= 1  # float summation order may move a value across a rounding boundary
+
+
+def cli(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_bad_input_gives_one_line_errors(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = cli("train.py", "--dataroot", str(tiny_dataset), "--model", "cyclegan")
+    assert result.returncode == 2 and "invalid choice: 'cyclegan' (choose from 'cycle_gan'" in result.stderr
+    result = cli("train.py", "--dataroot", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+    (tiny_dataset / "trainA" / "0001.png").write_bytes(b"\x89PNG broken")
+    result = cli("train.py", *run_args(tiny_dataset, tmp_path)[:-2], "--gpu_ids", "-1", "--num_threads", "1",
+                 "--serial_batches", "--max_iters", "3")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(r"train.py: error: cannot read image \S*0001.png", result.stderr.strip().splitlines()[-1])
+    result = cli("test.py", *eval_args(tiny_dataset, tmp_path, name="never_trained"))
+    assert result.returncode == 2 and "no checkpoint 'latest'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_template_model_and_dataset_run(tiny_dataset: Path, tmp_path: Path) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), "--model", "template", "--max_iters", "3", "--seed", "7"]
+    assert train.main(args) == 0
+    records = (tmp_path / "ck/run/loss_log.jsonl").read_text().splitlines()
+    assert set(json.loads(records[0])["losses"]) == {"L1"}
+    assert test_script.main([*eval_args(tiny_dataset, tmp_path), "--model", "template"]) == 0
+    assert (tmp_path / "res/run/test_latest/images/0002_fake_B.png").is_file()
+
+
+def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Pretrained generators come as bare state dicts: <epoch>_net_G.pth (--model test), or a
+    run folder of latest_net_G_A.pth / latest_net_G_B.pth (cycle_gan)."""
+    torch.manual_seed(8)
+    net = define_G("resnet_6blocks", 3, 3, 8, "instance")
+    run_dir = tmp_path / "ck" / "pretrained"
+    run_dir.mkdir(parents=True)
+    torch.save(net.state_dict(), run_dir / "latest_net_G_A.pth")
+    torch.save(define_G("resnet_6blocks", 3, 3, 8, "instance").state_dict(), run_dir / "latest_net_G_B.pth")
+    arch = ["--netG", "resnet_6blocks", "--ngf", "8", "--crop_size", "32", "--no_dropout"]
+    args = ["--name", "pretrained", "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"),
+            "--gpu_ids", "-1", *arch]  # fmt: skip
+    assert test_script.main(["--dataroot", str(tiny_dataset / "testA"), "--model", "test", "--model_suffix", "_A",
+                             *args]) == 0  # fmt: skip
+    out = tmp_path / "r/pretrained/test_latest/images"
+    assert sorted(p.name for p in out.iterdir())[:2] == ["0000_fake.png", "0000_real.png"]
+    with torch.no_grad():
+        image = read_png(out / "0001_real.png").permute(2, 0, 1)[None].float() / 127.5 - 1
+        expected = ((net.train()(image)[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
+    assert (read_png(out / "0001_fake.png") - expected).abs().max() <= 1
+    assert test_script.main(["--dataroot", str(tiny_dataset), *args]) == 0  # cycle_gan, both files
+    assert (tmp_path / "r/pretrained/test_latest/images/0001_rec_B.png").is_file()
