@@ -128,6 +128,7 @@ def lrs(policy: str, epochs: int, monitored=None, **kw) -> list[float]:
     values = []
     for e in range(epochs):
         values.append(opt.param_groups[0]["lr"])
+        opt.step()  # (no gradients: a no-op, but the scheduler expects it first)
         sched.step(monitored[e]) if policy == "plateau" else sched.step()
     return values
 
