@@ -29,13 +29,16 @@ def bench(crop: int, extra: list[str], iters: int, warmup: int) -> dict[str, flo
     with tempfile.TemporaryDirectory() as root:
         for sub in ("trainA", "trainB"):
             (Path(root) / sub).mkdir()
-        opt = parse_options(["--dataroot", root, "--crop_size", str(crop), "--load_size", str(crop), "--seed", "0",
-                             *extra])  # fmt: skip
+        opt = parse_options(
+            ["--dataroot", root, "--crop_size", str(crop), "--load_size", str(crop), "--seed", "0", *extra]
+        )
     device = select_device(gpu_ids(opt.gpu_ids))
     model = create_model(opt, device)
     model.train()
-    batch = {"A": torch.rand(opt.batch_size, opt.input_nc, crop, crop) * 2 - 1,
-             "B": torch.rand(opt.batch_size, opt.output_nc, crop, crop) * 2 - 1}  # fmt: skip
+    batch = {
+        "A": torch.rand(opt.batch_size, opt.input_nc, crop, crop) * 2 - 1,
+        "B": torch.rand(opt.batch_size, opt.output_nc, crop, crop) * 2 - 1,
+    }
     times = []
     for i in range(warmup + iters):
         if device.type == "cuda":
@@ -45,8 +48,12 @@ def bench(crop: int, extra: list[str], iters: int, warmup: int) -> dict[str, flo
         float(sum(losses.values()))  # wait for the step to finish
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return {"mean": statistics.mean(times), "std": statistics.stdev(times) if len(times) > 1 else 0.0,
-            "device": str(device), "threads": torch.get_num_threads()}  # fmt: skip
+    return {
+        "mean": statistics.mean(times),
+        "std": statistics.stdev(times) if len(times) > 1 else 0.0,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

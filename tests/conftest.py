@@ -42,12 +42,31 @@ CHROMIUM_ARGS = [
 REFERENCE_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "reference_ckpt"
 
 # Options that make a CycleGAN run take a second or two on a CPU.
-TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32",
-        "--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1", "--print_freq", "2"]  # fmt: skip
+TINY = [
+    "--ngf",
+    "8",
+    "--ndf",
+    "8",
+    "--netG",
+    "resnet_6blocks",
+    "--load_size",
+    "36",
+    "--crop_size",
+    "32",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--gpu_ids",
+    "-1",
+    "--print_freq",
+    "2",
+]
 
 
-def write_images(folder: Path, count: int, size: int = 32, seed: int = 0, tint: tuple = (1.0, 1.0, 1.0),
-                 ext: str = ".png") -> list[Path]:  # fmt: skip
+def write_images(
+    folder: Path, count: int, size: int = 32, seed: int = 0, tint: tuple = (1.0, 1.0, 1.0), ext: str = ".png"
+) -> list[Path]:
     """``count`` RGB images of smooth random blobs (so they compress and look like images)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -126,8 +126,22 @@ def test_unaligned_pairs_and_reproducibility(tiny_dataset: Path) -> None:
 
 
 def test_direction_swaps_domains_and_channels(tiny_dataset: Path) -> None:
-    opt = parse_options(["--dataroot", str(tiny_dataset), "--direction", "BtoA", "--input_nc", "1",
-                         "--crop_size", "32", "--load_size", "32", "--lambda_identity", "0"])  # fmt: skip
+    opt = parse_options(
+        [
+            "--dataroot",
+            str(tiny_dataset),
+            "--direction",
+            "BtoA",
+            "--input_nc",
+            "1",
+            "--crop_size",
+            "32",
+            "--load_size",
+            "32",
+            "--lambda_identity",
+            "0",
+        ]
+    )
     item = create_dataset(opt)[0]
     assert Path(item["A_paths"]).parent.name == "trainB" and item["A"].shape[0] == 1
     assert Path(item["B_paths"]).parent.name == "trainA" and item["B"].shape[0] == 3

@@ -149,8 +149,21 @@ def test_format_marks_non_defaults_and_save_round_trips(tiny_dataset: Path, tmp_
 
 
 def test_dry_run_prints_and_trains_nothing(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
-    status = train.main(["--dataroot", str(tiny_dataset), "--checkpoints_dir", str(tmp_path / "ck"), "--dry_run",
-                         "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8"])  # fmt: skip
+    status = train.main(
+        [
+            "--dataroot",
+            str(tiny_dataset),
+            "--checkpoints_dir",
+            str(tmp_path / "ck"),
+            "--dry_run",
+            "--gpu_ids",
+            "-1",
+            "--ngf",
+            "8",
+            "--ndf",
+            "8",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0
     assert "dry run: nothing trained" in out and "ngf: 8" in out and "G_A 0." in out

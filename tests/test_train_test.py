@@ -30,8 +30,18 @@ def run_args(root: Path, tmp_path: Path, name: str = "run") -> list[str]:
 
 
 def eval_args(root: Path, tmp_path: Path, name: str = "run", results: str = "res") -> list[str]:
-    return ["--dataroot", str(root), "--name", name, "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir",
-            str(tmp_path / results), "--gpu_ids", "-1"]  # fmt: skip
+    return [
+        "--dataroot",
+        str(root),
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--results_dir",
+        str(tmp_path / results),
+        "--gpu_ids",
+        "-1",
+    ]
 
 
 def read_png(path: Path) -> torch.Tensor:
@@ -42,12 +52,34 @@ def read_png(path: Path) -> torch.Tensor:
 
 def test_train_then_test(tiny_dataset: Path, tmp_path: Path) -> None:
     write_images(tiny_dataset / "testA", 52, seed=5)  # more than the reference's 50-image default
-    status = train.main([*run_args(tiny_dataset, tmp_path), "--n_epochs", "1", "--n_epochs_decay", "1",
-                         "--save_epoch_freq", "1", "--seed", "1", "--display_freq", "2", "--update_html_freq", "4"])  # fmt: skip
+    status = train.main(
+        [
+            *run_args(tiny_dataset, tmp_path),
+            "--n_epochs",
+            "1",
+            "--n_epochs_decay",
+            "1",
+            "--save_epoch_freq",
+            "1",
+            "--seed",
+            "1",
+            "--display_freq",
+            "2",
+            "--update_html_freq",
+            "4",
+        ]
+    )
     assert status == 0
     run_dir = tmp_path / "ck" / "run"
-    assert {p.name for p in run_dir.iterdir()} >= {"latest.pth", "1.pth", "2.pth", "opt.yaml", "loss_log.txt",
-                                                   "loss_log.jsonl", "web"}  # fmt: skip
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "latest.pth",
+        "1.pth",
+        "2.pth",
+        "opt.yaml",
+        "loss_log.txt",
+        "loss_log.jsonl",
+        "web",
+    }
     records = [json.loads(line) for line in (run_dir / "loss_log.jsonl").read_text().splitlines()]
     assert [r["total_iters"] for r in records] == [2, 4, 6]
     assert set(records[0]["losses"]) == {"D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"}
@@ -147,15 +179,23 @@ def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
     assert again["total_iters"] == 8 and (again["epoch"], again["epoch_samples"]) == (3, 2)
     for part in ("nets", "optimizers", "schedulers", "pools", "rng", "tracker"):
         assert_same_state(full[part], again[part], part)
-    logs = {name: [json.loads(x) for x in (tmp_path / "ck" / name / "loss_log.jsonl").read_text().splitlines()]
-            for name in ("full", "split")}  # fmt: skip
+    logs = {
+        name: [json.loads(x) for x in (tmp_path / "ck" / name / "loss_log.jsonl").read_text().splitlines()]
+        for name in ("full", "split")
+    }
     assert [r["losses"] for r in logs["full"]] == [r["losses"] for r in logs["split"]]
 
 
 def start_training(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "train.py", *args], cwd=REPO_ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -177,8 +217,9 @@ def test_signal_saves_latest_and_exits_cleanly(tiny_dataset: Path, tmp_path: Pat
     assert load_checkpoint(tmp_path / "ck/run/latest.pth")["total_iters"] == done + 2
 
 
-def test_nan_loss_stops_with_the_loss_and_iteration_and_keeps_the_checkpoint(tiny_dataset: Path, tmp_path: Path,
-                                                                             capsys) -> None:  # fmt: skip
+def test_nan_loss_stops_with_the_loss_and_iteration_and_keeps_the_checkpoint(
+    tiny_dataset: Path, tmp_path: Path, capsys
+) -> None:
     args = [*run_args(tiny_dataset, tmp_path), "--seed", "5", "--save_latest_freq", "1"]
     assert train.main([*args, "--max_iters", "4"]) == 0
     good = (tmp_path / "ck/run/latest.pth").read_bytes()
@@ -212,8 +253,17 @@ def test_bad_input_gives_one_line_errors(tiny_dataset: Path, tmp_path: Path) -> 
     result = cli("train.py", "--dataroot", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
     (tiny_dataset / "trainA" / "0001.png").write_bytes(b"\x89PNG broken")
-    result = cli("train.py", *run_args(tiny_dataset, tmp_path)[:-2], "--gpu_ids", "-1", "--num_threads", "1",
-                 "--serial_batches", "--max_iters", "3")  # fmt: skip
+    result = cli(
+        "train.py",
+        *run_args(tiny_dataset, tmp_path)[:-2],
+        "--gpu_ids",
+        "-1",
+        "--num_threads",
+        "1",
+        "--serial_batches",
+        "--max_iters",
+        "3",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.search(r"train.py: error: cannot read image \S*0001.png", result.stderr.strip().splitlines()[-1])
     result = cli("test.py", *eval_args(tiny_dataset, tmp_path, name="never_trained"))
@@ -239,10 +289,21 @@ def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: P
     torch.save(net.state_dict(), run_dir / "latest_net_G_A.pth")
     torch.save(define_G("resnet_6blocks", 3, 3, 8, "instance").state_dict(), run_dir / "latest_net_G_B.pth")
     arch = ["--netG", "resnet_6blocks", "--ngf", "8", "--crop_size", "32", "--no_dropout"]
-    args = ["--name", "pretrained", "--checkpoints_dir", str(tmp_path / "ck"), "--results_dir", str(tmp_path / "r"),
-            "--gpu_ids", "-1", *arch]  # fmt: skip
-    assert test_script.main(["--dataroot", str(tiny_dataset / "testA"), "--model", "test", "--model_suffix", "_A",
-                             *args]) == 0  # fmt: skip
+    args = [
+        "--name",
+        "pretrained",
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        "--results_dir",
+        str(tmp_path / "r"),
+        "--gpu_ids",
+        "-1",
+        *arch,
+    ]
+    assert (
+        test_script.main(["--dataroot", str(tiny_dataset / "testA"), "--model", "test", "--model_suffix", "_A", *args])
+        == 0
+    )
     out = tmp_path / "r/pretrained/test_latest/images"
     assert sorted(p.name for p in out.iterdir())[:2] == ["0000_fake.png", "0000_real.png"]
     with torch.no_grad():
@@ -251,3 +312,49 @@ def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: P
     assert (read_png(out / "0001_fake.png") - expected).abs().max() <= 1
     assert test_script.main(["--dataroot", str(tiny_dataset), *args]) == 0  # cycle_gan, both files
     assert (tmp_path / "r/pretrained/test_latest/images/0001_rec_B.png").is_file()
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_dataset: Path, tmp_path: Path) -> None:
+    for name, seed in (("a", "11"), ("b", "11"), ("c", "12")):
+        assert train.main([*run_args(tiny_dataset, tmp_path, name), "--max_iters", "3", "--seed", seed]) == 0
+    a, b, c = (load_checkpoint(tmp_path / "ck" / n / "latest.pth")["nets"] for n in "abc")
+    assert_same_state(a, b, "nets")
+    assert not torch.equal(a["G_A"]["model.1.weight"], c["G_A"]["model.1.weight"])
+
+
+def test_demo_ground_truth_is_scored_and_epoch_picks_the_checkpoint(tmp_path: Path) -> None:
+    from scripts.make_demo_dataset import make_dataset
+
+    root = tmp_path / "demo"
+    manifest = make_dataset(root, seed=0, size=32, n_train=4, n_test=3, force=False)
+    args = ["--dataroot", str(root), "--name", "d", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+    assert (
+        train.main(
+            [
+                *args,
+                "--n_epochs",
+                "1",
+                "--n_epochs_decay",
+                "1",
+                "--save_epoch_freq",
+                "1",
+                "--seed",
+                "0",
+                "--load_size",
+                "32",
+            ]
+        )
+        == 0
+    )
+    assert test_script.main([*eval_args(root, tmp_path, name="d"), "--epoch", "1"]) == 0
+    report = json.loads((tmp_path / "res/d/test_1/metrics.json").read_text())
+    assert set(report) == {"A", "B"} and report["A"]["images"] == 3
+    # the do-nothing row reproduces the generator's own baseline: same files, same metric code
+    baseline = manifest["baseline_identity"]["testA"]
+    assert report["A"]["real_A"]["l1"] == pytest.approx(baseline["l1"], abs=1e-6)
+    assert report["A"]["real_A"]["psnr"] == pytest.approx(baseline["psnr"], abs=1e-4)
+    assert 0 < report["A"]["fake_B"]["l1"] < 1 and report["B"]["fake_A"]["ssim"] <= 1
+    images = {p.name for p in (tmp_path / "res/d/test_1/images").iterdir()}
+    assert {"0000_gt_B.png", "0000_gt_A.png"} <= images
+    page = (tmp_path / "res/d/test_1/index.html").read_text()
+    assert "Translation vs ground truth" in page and "0002_gt_B" in page
