@@ -213,8 +213,11 @@ def test_signal_saves_latest_and_exits_cleanly(tiny_dataset: Path, tmp_path: Pat
     state = load_checkpoint(tmp_path / "ck/run/latest.pth")
     done = state["total_iters"]
     assert done >= 1
-    assert train.main([*args, "--continue_train", "--max_iters", str(done + 2)]) == 0
-    assert load_checkpoint(tmp_path / "ck/run/latest.pth")["total_iters"] == done + 2
+    # the run's options come from its opt.yaml: name and place are enough to resume
+    minimal = ["--name", "run", "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1", "--num_threads", "0"]
+    assert train.main([*minimal, "--continue_train", "--max_iters", str(done + 2)]) == 0
+    resumed = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    assert resumed["total_iters"] == done + 2 and resumed["options"]["ngf"] == 8 and resumed["options"]["seed"] == 4
 
 
 def test_nan_loss_stops_with_the_loss_and_iteration_and_keeps_the_checkpoint(
