@@ -81,9 +81,9 @@ def evaluate_dirs(
 
     Features are extracted once per folder and shared by all unpaired metrics.
     """
-    metrics = get_metrics(metric_names)
-    unpaired = [m for m in metrics if isinstance(m, UnpairedMetric)]
-    paired = [m for m in metrics if isinstance(m, PairedMetric)]
+    chosen = get_metrics(metric_names)
+    unpaired = [m for m in chosen if isinstance(m, UnpairedMetric)]
+    paired = [m for m in chosen if isinstance(m, PairedMetric)]
     if unpaired and real_dir is None:
         raise UserError(f"{', '.join(m.name for m in unpaired)} need a folder of real images (real_dir)")
     if paired and gt_dir is None:
