@@ -1,1 +1,48 @@
-"""Image-quality metrics. One file per metric (see the evaluation issue for FID/KID)."""
+"""Image-quality metrics: one file per metric, one ``METRICS`` registry, one entry point.
+
+Call ``evaluate_dirs(fake_dir, real_dir, ["fid", "kid"], ...)`` (see ``metrics/evaluate.py``).
+Registered metrics: ``fid``, ``kid`` (unpaired, on Inception features) and ``l1``, ``psnr``,
+``ssim`` (paired with ground truth by file stem).
+
+Adding a metric takes one file:
+
+1. create ``metrics/<name>.py`` with a function computing it, and at its bottom::
+
+       MY_METRIC = register_metric(
+           UnpairedMetric(name="my_metric", higher_is_better=False,
+                          compute=lambda fake_feats, real_feats: {"my_metric": ...})
+       )
+
+   (``PairedMetric`` instead, with ``compute(pred, gt)`` scoring one image pair, for metrics
+   against ground truth; see ``metrics/base.py``);
+2. add ``from metrics import <name>`` below, so it registers when the package is imported;
+3. add a test to ``tests/test_metrics_*.py``.
+
+The CLI's ``--metrics`` choices come from ``METRICS.names()``, so nothing else changes.
+"""
+
+# Each metric module registers itself in METRICS when imported: these imports are the list of
+# available metrics, written out (no package scanning).
+from metrics import fid, kid, paired  # noqa: F401  (imported to register fid, kid, l1, psnr, ssim)
+from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric, register_metric
+from metrics.evaluate import evaluate_dirs, get_metrics, pair_files
+from metrics.features import cached_features, default_cache_dir, extract_features, list_images
+from metrics.inception import FIDInceptionV3, load_inception, resolve_inception_weights
+
+__all__ = [
+    "METRICS",
+    "FIDInceptionV3",
+    "Metric",
+    "PairedMetric",
+    "UnpairedMetric",
+    "cached_features",
+    "default_cache_dir",
+    "evaluate_dirs",
+    "extract_features",
+    "get_metrics",
+    "list_images",
+    "load_inception",
+    "pair_files",
+    "register_metric",
+    "resolve_inception_weights",
+]

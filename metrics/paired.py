@@ -3,16 +3,22 @@
 All functions take float tensors in [0, 1] of shape (N, C, H, W) and return one value per
 image (shape (N,)), so callers can average however their protocol says. Images are compared
 after 8-bit quantisation when they come from files, which is what a viewer sees.
+
+The bottom of the file registers ``l1``, ``psnr`` and ``ssim`` in ``METRICS``: each scores one
+(prediction, ground truth) pair made by ``load_pair``; ``evaluate_dirs`` averages over images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from metrics.base import PairedMetric, register_metric
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,17 +65,45 @@ def load_unit(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
+def load_pair(pred_path: str | Path, gt_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (prediction, ground truth) pair of 1x3xHxW tensors in [0, 1] of the same size."""
+    pred, gt = load_unit(pred_path), load_unit(gt_path)
+    if pred.shape != gt.shape:
+        # ground truth at another resolution: compare at the prediction's size
+        gt = F.interpolate(gt, size=pred.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    return pred, gt
+
+
 def compare_files(pairs: list[tuple[Path, Path]]) -> dict[str, float]:
     """Mean L1, PSNR and SSIM over (prediction, ground truth) file pairs."""
     if not pairs:
         raise ValueError("no image pairs to compare")
     scores: dict[str, list[float]] = {"l1": [], "psnr": [], "ssim": []}
     for pred_path, gt_path in pairs:
-        pred, gt = load_unit(pred_path), load_unit(gt_path)
-        if pred.shape != gt.shape:
-            # ground truth at another resolution: compare at the prediction's size
-            gt = F.interpolate(gt, size=pred.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        pred, gt = load_pair(pred_path, gt_path)
         scores["l1"].append(l1(pred, gt).item())
         scores["psnr"].append(psnr(pred, gt).item())
         scores["ssim"].append(ssim(pred, gt).item())
     return {name: float(np.mean(values)) for name, values in scores.items()}
+
+
+def _per_pair(
+    name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]]:
+    """A registry ``compute``: ``fn`` on one pair; the caller averages over images, as compare_files does."""
+
+    def compute(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+        return {name: fn(pred, gt).item()}
+
+    return compute
+
+
+L1 = register_metric(
+    PairedMetric("l1", higher_is_better=False, compute=_per_pair("l1", l1), description="mean absolute error")
+)
+PSNR = register_metric(
+    PairedMetric("psnr", higher_is_better=True, compute=_per_pair("psnr", psnr), description="PSNR in dB")
+)
+SSIM = register_metric(
+    PairedMetric("ssim", higher_is_better=True, compute=_per_pair("ssim", ssim), description="SSIM, 11x11 Gaussian")
+)

