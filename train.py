@@ -144,7 +144,8 @@ def train(opt: Options) -> int:
                         break
                     t_end = time.perf_counter()
 
-                if epoch_samples >= len(dataset):  # the epoch is complete: step the LR, save
+                epoch_done = epoch_samples >= len(dataset)
+                if epoch_done:  # step the LR, then save the position "start of the next epoch"
                     lr = model.update_learning_rate(monitored_value(model, tracker))
                     seconds = time.time() - epoch_start
                     tqdm.write(f"End of epoch {epoch} / {last_epoch}: {seconds:.1f} s, next lr {lr:.3g}")
@@ -153,7 +154,7 @@ def train(opt: Options) -> int:
                         save(epoch - 1)
                     save("latest")
                 if stop.requested or total_iters >= opt.max_iters:
-                    path = save("latest")
+                    path = checkpoint_path(run_dir, "latest") if epoch_done else save("latest")
                     if stop.requested:
                         print(
                             f"stopped at iteration {total_iters}; saved {path}; resume with --continue_train",

@@ -291,8 +291,13 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
         values["load_size"] = values["crop_size"]  # test time: no random crop margin
     if is_train and not values.get("display_env"):
         values["display_env"] = values["name"]
-    if values["batch_size"] < 1:
-        raise UserError("--batch_size must be at least 1")
+    minimum = dict.fromkeys(("batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf"), 1)
+    if is_train:
+        minimum.update(dict.fromkeys(("print_freq", "save_latest_freq", "save_epoch_freq", "update_html_freq"), 1))
+        minimum.update(dict.fromkeys(("n_epochs", "n_epochs_decay", "pool_size", "display_freq"), 0))
+    for key, low in minimum.items():
+        if values[key] < low:
+            raise UserError(f"--{key} must be at least {low}, got {values[key]}")
     if (
         values["preprocess"] in ("resize_and_crop", "scale_width_and_crop")
         and values["crop_size"] > values["load_size"]

@@ -131,6 +131,13 @@ def test_crop_checks(tiny_dataset: Path, capsys) -> None:
     assert "divisible by 256" in capsys.readouterr().err
 
 
+def test_counts_and_frequencies_are_range_checked(tiny_dataset: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_options(["--dataroot", str(tiny_dataset), "--print_freq", "0"])
+    assert "--print_freq must be at least 1, got 0" in capsys.readouterr().err
+    assert parse_options(["--dataroot", str(tiny_dataset), "--n_epochs_decay", "0"]).n_epochs_decay == 0
+
+
 def test_help_shows_model_options(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         parse_options(["--help"])
