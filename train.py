@@ -98,7 +98,10 @@ def train(opt: Options) -> int:
 
     total_planned = min(opt.max_iters, (last_epoch - opt.epoch_count + 1) * iters_per_epoch)
     if total_iters >= total_planned:
-        print(f"nothing to do: {total_iters} of {total_planned} iterations done")
+        if total_iters == 0:  # --max_iters 0: keep the initial weights (an untrained baseline)
+            print(f"--max_iters 0: saved the initial weights as {save('latest')}")
+        else:
+            print(f"nothing to do: {total_iters} of {total_planned} iterations done")
         return 0
     bar = tqdm(total=total_planned, initial=total_iters, unit="it", dynamic_ncols=True, disable=None)
     status = 0

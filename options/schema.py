@@ -142,7 +142,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         "--max_iters",
         type=int_or_inf,
         default=float("inf"),
-        help="stop (saving 'latest') after this many iterations in total",
+        help="stop (saving 'latest') after this many iterations in total; 0 saves the initial weights",
     )
     g.add_argument("--beta1", type=float, default=0.5, help="Adam momentum term")
     g.add_argument("--lr", type=float, default=0.0002, help="initial Adam learning rate")

@@ -317,6 +317,16 @@ def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: P
     assert (tmp_path / "r/pretrained/test_latest/images/0001_rec_B.png").is_file()
 
 
+def test_max_iters_zero_saves_the_initial_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), "--seed", "9"]
+    assert train.main([*args, "--max_iters", "0"]) == 0
+    state = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    assert state["total_iters"] == 0 and (state["epoch"], state["epoch_samples"]) == (1, 0)
+    torch.manual_seed(9)
+    fresh = create_model(parse_options(args), torch.device("cpu"))
+    assert_same_state(state["nets"], fresh.state_dict()["nets"], "nets")
+
+
 def test_same_seed_same_run_other_seed_other_run(tiny_dataset: Path, tmp_path: Path) -> None:
     for name, seed in (("a", "11"), ("b", "11"), ("c", "12")):
         assert train.main([*run_args(tiny_dataset, tmp_path, name), "--max_iters", "3", "--seed", seed]) == 0
