@@ -8,6 +8,7 @@ then works, and the class's ``modify_options`` hook may add options.
 from __future__ import annotations
 
 import os
+import signal
 
 import torch
 from torch.utils.data import DataLoader
@@ -24,6 +25,15 @@ def create_dataset(opt) -> BaseDataset:
     return DATASETS.get(opt.dataset_mode)(opt)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``. Ctrl-C, and a SIGTERM sent to the whole process group (by a
+    shell, SLURM, a container runtime), reach the workers too. Only the main process decides how
+    to stop (it first saves 'latest'), then shuts the workers down itself; a worker that died
+    of the signal instead would make the loader raise in the middle of that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
     ``--serial_batches``). Workers are re-created every epoch so they see ``dataset.epoch``."""
@@ -37,6 +47,7 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         pin_memory=device.type == "cuda",
         drop_last=False,
         persistent_workers=False,
+        worker_init_fn=ignore_stop_signals,
         # Its own generator: creating each epoch's iterator draws worker seeds from it, which
         # must not advance the global RNG (dropout, gradient penalty), or a resumed run, which
         # creates one iterator more, would diverge. Our datasets draw no torch randomness.

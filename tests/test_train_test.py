@@ -188,6 +188,8 @@ def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
 
 def start_training(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a session of its own, so a signal can go to the whole process group, as Ctrl-C in a terminal
+    # or a cluster's SIGTERM does: the data-loading worker gets it too
     return subprocess.Popen(
         [sys.executable, "train.py", *args],
         cwd=REPO_ROOT,
@@ -195,18 +197,21 @@ def start_training(args: list[str]) -> subprocess.Popen:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_latest_and_exits_cleanly(tiny_dataset: Path, tmp_path: Path, sig: signal.Signals) -> None:
+    write_images(tiny_dataset / "trainA", 40, seed=9)  # a long epoch: the worker is busy when the signal comes
     args = [*run_args(tiny_dataset, tmp_path), "--n_epochs", "1000", "--print_freq", "1", "--seed", "4"]
+    args[args.index("--num_threads") + 1] = "1"  # with a worker process
     proc = start_training(args)
     deadline = time.monotonic() + 120
     for line in proc.stdout:
         if line.startswith("(epoch:") or time.monotonic() > deadline:
             break
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err and "stopped at iteration" in err
