@@ -7,7 +7,8 @@
 
 Checkpoints go to ``checkpoints/<name>/``: ``latest.pth`` every ``--save_latest_freq``
 iterations and at each epoch's end, ``<epoch>.pth`` every ``--save_epoch_freq`` epochs and at
-the last. Losses go to the console, ``loss_log.txt`` and ``loss_log.jsonl``. An iteration is
+the last. Losses go to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N
+--metrics fid,kid`` so do the test split's metrics every N epochs (also to visdom). An iteration is
 one optimiser step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf,
 128+N stopped by signal N (after saving ``latest``).
 """
@@ -34,6 +35,7 @@ from util.checkpoint import (
     set_rng_state,
 )
 from util.errors import UserError, one_line
+from util.evaluation import TrainingEvaluator
 from util.training import GracefulStop, LossTracker, NonFiniteLoss, seed_everything, select_device
 from util.visualizer import LogRecord, Visualizer
 
@@ -70,6 +72,8 @@ def train(opt: Options) -> int:
     if opt.dry_run:
         print("dry run: nothing trained")
         return 0
+    # --eval_freq: score the test split every N epochs (leaves training's randomness untouched)
+    evaluate = TrainingEvaluator(opt, model, run_dir, device) if opt.eval_freq > 0 else None
 
     # Where to start: epoch_count for a fresh run, or exactly where the checkpoint stopped.
     epoch, epoch_samples, total_iters = opt.epoch_count, 0, 0
@@ -156,6 +160,8 @@ def train(opt: Options) -> int:
                     if (epoch - 1) % opt.save_epoch_freq == 0 or epoch - 1 == last_epoch:
                         save(epoch - 1)
                     save("latest")
+                    if evaluate is not None and ((epoch - 1) % opt.eval_freq == 0 or epoch - 1 == last_epoch):
+                        visualizer.log_metrics(epoch - 1, total_iters, evaluate(model, epoch - 1))
                 if stop.requested or total_iters >= opt.max_iters:
                     path = checkpoint_path(run_dir, "latest") if epoch_done else save("latest")
                     if stop.requested:

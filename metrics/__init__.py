@@ -25,7 +25,7 @@ The CLI's ``--metrics`` choices come from ``METRICS.names()``, so nothing else c
 # available metrics, written out (no package scanning).
 from metrics import fid, kid, paired  # noqa: F401  (imported to register fid, kid, l1, psnr, ssim)
 from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric, register_metric
-from metrics.evaluate import evaluate_dirs, get_metrics, pair_files
+from metrics.evaluate import evaluate_dirs, get_metrics, pair_files, score_pairs
 from metrics.features import cached_features, default_cache_dir, extract_features, list_images
 from metrics.inception import FIDInceptionV3, load_inception, resolve_inception_weights
 
@@ -45,4 +45,5 @@ __all__ = [
     "pair_files",
     "register_metric",
     "resolve_inception_weights",
+    "score_pairs",
 ]

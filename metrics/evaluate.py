@@ -57,7 +57,7 @@ def pair_files(fake_files: Sequence[Path], gt_dir: str | os.PathLike, fake_suffi
 
 def evaluate_dirs(
     fake_dir: str | os.PathLike,
-    real_dir: str | os.PathLike | None,
+    real_dir: str | os.PathLike | Sequence[str | os.PathLike] | None,
     metric_names: Sequence[str],
     *,
     gt_dir: str | os.PathLike | None = None,
@@ -72,7 +72,8 @@ def evaluate_dirs(
     """Score the images in ``fake_dir``; returns e.g. ``{"fid": 61.2, "kid": 0.012, "kid_std": 0.001}``.
 
     - ``metric_names``: registered names (``metrics.METRICS.names()``), validated before any work.
-    - ``real_dir``: real target-domain images, needed by unpaired metrics (may be None otherwise).
+    - ``real_dir``: real target-domain images, needed by unpaired metrics (may be None otherwise);
+      a list of folders pools their images (e.g. a domain's train and test splits).
     - ``gt_dir``: ground truth for paired metrics, matched by stem (see ``fake_suffix``).
     - ``cache_dir``: where features of ``real_dir`` are cached (None: no cache;
       ``metrics.default_cache_dir()`` is the usual choice). Fake images are never cached.
@@ -94,7 +95,8 @@ def evaluate_dirs(
 
     if unpaired:
         assert real_dir is not None
-        real_files = list_images(real_dir)
+        real_dirs = [real_dir] if isinstance(real_dir, (str, os.PathLike)) else list(real_dir)
+        real_files = [path for folder in real_dirs for path in list_images(folder)]
         net = inception if inception is not None else load_inception(inception_weights, device)
         options = {"device": device, "batch_size": batch_size, "num_workers": num_workers}
         fake_features = extract_features(fake_files, net, **options)
@@ -107,13 +109,25 @@ def evaluate_dirs(
 
     if paired:
         assert gt_dir is not None
-        sums: dict[str, float] = {}
-        pairs = pair_files(fake_files, gt_dir, fake_suffix)
-        for fake, gt in pairs:  # one pair in memory at a time, read once for all paired metrics
-            pred, target = load_pair(fake, gt)
-            for metric in paired:
-                for key, value in metric.compute(pred, target).items():
-                    sums[key] = sums.get(key, 0.0) + value
-        results.update({key: total / len(pairs) for key, total in sums.items()})
+        results.update(score_pairs(pair_files(fake_files, gt_dir, fake_suffix), [m.name for m in paired]))
 
     return results
+
+
+def score_pairs(pairs: Sequence[tuple[Path, Path]], metric_names: Sequence[str]) -> dict[str, float]:
+    """Mean of each paired metric over (prediction, ground truth) files, e.g. ``{"l1": 0.08, "psnr": 21.3}``.
+
+    For callers that already hold the pairs (test.py saves ground truth preprocessed like its inputs).
+    """
+    chosen = get_metrics(metric_names)
+    if not all(isinstance(m, PairedMetric) for m in chosen):
+        raise UserError(f"not paired metrics: {', '.join(m.name for m in chosen if not isinstance(m, PairedMetric))}")
+    if not pairs:
+        raise UserError("no (translation, ground truth) pairs to score")
+    sums: dict[str, float] = {}
+    for fake, gt in pairs:  # one pair in memory at a time, read once for all paired metrics
+        pred, target = load_pair(fake, gt)
+        for metric in chosen:
+            for key, value in metric.compute(pred, target).items():
+                sums[key] = sums.get(key, 0.0) + value
+    return {key: total / len(pairs) for key, total in sums.items()}

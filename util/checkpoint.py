@@ -16,6 +16,7 @@ The reference's per-network files (``latest_net_G_A.pth``) are read too.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -151,14 +152,48 @@ def available_tags(run_dir: Path) -> list[str]:
     return sorted(tags, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t))
 
 
-def load_inference_nets(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict[str, dict], str]:
-    """Network state dicts for test time from ``<tag>.pth``, else from the reference's
-    ``<tag>_net_<key>.pth`` files. Returns (state dicts by key, description of the source)."""
+@dataclass(frozen=True)
+class InferenceCheckpoint:
+    """What test time needs from a checkpoint: the networks and, for this project's files, where
+    in training it was saved (the reference's files record no position: those fields are None)."""
+
+    nets: dict[str, dict]
+    source: str
+    total_iters: int | None = None
+    epoch: int | None = None  # the epoch in progress when saved (the next one, after an epoch's end)
+    epoch_samples: int | None = None  # samples of ``epoch`` already done
+    options: dict = field(default_factory=dict)
+
+
+def load_inference_checkpoint(run_dir: Path, tag: str, keys: list[str]) -> InferenceCheckpoint:
+    """Networks for test time from ``<tag>.pth``, else from the reference's ``<tag>_net_<key>.pth``."""
     path = checkpoint_path(run_dir, tag)
     if path.is_file():
-        return load_checkpoint(path)["nets"], str(path)
+        state = load_checkpoint(path)
+        return InferenceCheckpoint(
+            state["nets"],
+            str(path),
+            state.get("total_iters"),
+            state.get("epoch"),
+            state.get("epoch_samples"),
+            state.get("options", {}),
+        )
     if all(reference_net_file(run_dir, tag, key).is_file() for key in keys):
-        return load_reference_nets(run_dir, tag, keys), str(reference_net_file(run_dir, tag, "*"))
+        return InferenceCheckpoint(load_reference_nets(run_dir, tag, keys), str(reference_net_file(run_dir, tag, "*")))
     tags = available_tags(run_dir) if Path(run_dir).is_dir() else []
     where = f"available: {', '.join(tags)}" if tags else f"{run_dir} holds no checkpoints"
     raise UserError(f"no checkpoint '{tag}' in {run_dir} ({where}); pick one with --epoch")
+
+
+def load_inference_nets(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict[str, dict], str]:
+    """Network state dicts for test time from ``<tag>.pth``, else from the reference's
+    ``<tag>_net_<key>.pth`` files. Returns (state dicts by key, description of the source)."""
+    checkpoint = load_inference_checkpoint(run_dir, tag, keys)
+    return checkpoint.nets, checkpoint.source
+
+
+def same_networks(a: dict[str, dict], b: dict[str, dict]) -> bool:
+    """Whether two {network: state dict} mappings hold identical tensors."""
+    if a.keys() != b.keys() or any(a[k].keys() != b[k].keys() for k in a):
+        return False
+    return all(torch.equal(a[net][key], b[net][key]) for net in a for key in a[net])

@@ -6,7 +6,7 @@ Used for ``results/<name>/<phase>_<epoch>/index.html`` (test.py) and the trainin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,8 +21,7 @@ class HTMLPage:
 
     def __init__(self, root: str | Path, title: str, refresh: int = 0) -> None:
         self.root = Path(root)
-        self.image_dir = self.root / "images"
-        self.image_dir.mkdir(parents=True, exist_ok=True)
+        self.image_dir = self.root / "images"  # created by whoever saves images there
         self.doc = dominate.document(title=title)
         if refresh > 0:
             with self.doc.head:
@@ -30,7 +29,8 @@ class HTMLPage:
         with self.doc.head:
             tags.style(
                 "body{font-family:sans-serif} table{border-collapse:collapse} "
-                "td{padding:4px;text-align:center;vertical-align:top;word-break:break-all}"
+                "td{padding:4px;text-align:center;vertical-align:top;word-break:break-all} "
+                "td.best{background:#c8f0c8;font-weight:bold}"
             )
 
     def add_header(self, text: str, level: int = 3) -> None:
@@ -55,16 +55,25 @@ class HTMLPage:
                             tags.br()
                             tags.span(label)
 
-    def add_table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    def add_table(
+        self,
+        header: Sequence[str],
+        rows: Sequence[Sequence[object]],
+        highlight: Collection[tuple[int, int]] = (),
+    ) -> None:
+        """A table; the cells at (row, column) in ``highlight`` get ``class="best"``."""
         with self.doc:
             with tags.table(border=1):
                 with tags.tr():
                     for cell in header:
                         tags.th(str(cell))
-                for row in rows:
+                for i, row in enumerate(rows):
                     with tags.tr():
-                        for cell in row:
-                            tags.td(str(cell))
+                        for j, cell in enumerate(row):
+                            if (i, j) in highlight:
+                                tags.td(str(cell), cls="best")
+                            else:
+                                tags.td(str(cell))
 
     def save(self, filename: str = "index.html") -> Path:
         return atomic_write_text(self.root / filename, self.doc.render())

@@ -1,0 +1,480 @@
+"""Translate a held-out set with a loaded model and score the translations: one protocol for
+``test.py`` (per checkpoint, ``--epoch all`` included) and ``train.py --eval_freq``.
+
+For each test side of the model (``<phase>A/`` and ``<phase>B/``, swapped by ``--direction BtoA``):
+
+- every image is translated at the test-time size and saved as ``images/<stem>_<label>.png``,
+  with an ``index.html`` of all of them;
+- with ground truth (``<phase>A_gt/``: the true B image of each ``<phase>A`` image) L1/PSNR/SSIM of
+  the translation and of the untouched input are reported;
+- with ``--metrics``, per direction (``AtoB``, ``BtoA``, named after the dataset's folders):
+  FID/KID of the translations against the real images of the target domain (``--fid_real``),
+  computed by ``metrics.evaluate_dirs`` with one Inception network per process and the real
+  images' features cached on disk; paired metrics (L1/PSNR/SSIM) against the ground truth.
+
+Everything goes to ``metrics.json`` in the result folder.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from data.image_folder import is_image_file, load_image
+from data.single_dataset import SingleDataset
+from data.transforms import sample_rng
+from metrics import (
+    FIDInceptionV3,
+    PairedMetric,
+    evaluate_dirs,
+    get_metrics,
+    list_images,
+    load_inception,
+    score_pairs,
+)
+from metrics.paired import compare_files
+from models import BaseModel
+from options import Options, evaluation_options, metric_names
+from util.checkpoint import (
+    InferenceCheckpoint,
+    available_tags,
+    load_inference_checkpoint,
+    rng_state,
+    same_networks,
+    set_rng_state,
+)
+from util.errors import UserError
+from util.fileio import atomic_write_text
+from util.html import HTMLPage
+from util.image import save_image, tensor_to_uint8
+
+OTHER = {"A": "B", "B": "A"}
+
+# ---- which checkpoints ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointToTest:
+    tag: str  # "5", "latest", "iter_1000"
+    epoch: float | None  # epochs completed when it was saved (where it goes on a plot); None: unknown
+    checkpoint: InferenceCheckpoint
+
+
+def checkpoints_to_test(run_dir: Path, epoch: str, keys: list[str]) -> Iterator[CheckpointToTest]:
+    """The ``--epoch`` checkpoint; for ``all``, every ``<n>.pth`` (or the reference's ``<n>_net_*.pth``)
+    in epoch order, then ``latest`` unless its networks equal the last epoch checkpoint's (they do at
+    the end of a finished run: ``latest`` is then not evaluated twice). Loaded one at a time."""
+    if epoch != "all":
+        checkpoint = load_inference_checkpoint(run_dir, epoch, keys)
+        yield CheckpointToTest(epoch, epochs_done(epoch, checkpoint, None), checkpoint)
+        return
+    tags = available_tags(run_dir) if Path(run_dir).is_dir() else []
+    epoch_tags = [tag for tag in tags if tag.isdigit()]
+    if not epoch_tags and "latest" not in tags:
+        raise UserError(f"--epoch all: no epoch checkpoints (<n>.pth) and no latest.pth in {run_dir}")
+    last: CheckpointToTest | None = None
+    for tag in epoch_tags:
+        last = CheckpointToTest(tag, float(tag), load_inference_checkpoint(run_dir, tag, keys))
+        yield last
+    if "latest" in tags:
+        latest = load_inference_checkpoint(run_dir, "latest", keys)
+        if last is not None and same_networks(latest.nets, last.checkpoint.nets):
+            print(f"latest holds the networks of epoch {last.tag}: not evaluated again")
+            return
+        yield CheckpointToTest("latest", epochs_done("latest", latest, last), latest)
+
+
+def epochs_done(tag: str, checkpoint: InferenceCheckpoint, last_epoch: CheckpointToTest | None) -> float | None:
+    """Epochs completed at ``checkpoint``: the tag of an epoch checkpoint; for ``latest`` its
+    iterations in units of the run's iterations per epoch (taken from the last epoch checkpoint),
+    so a run stopped mid-epoch plots between two epochs. None when the file records no position."""
+    if tag.isdigit():
+        return float(tag)
+    if checkpoint.total_iters is None or checkpoint.epoch is None:
+        return None
+    start = int(checkpoint.options.get("epoch_count", 1)) - 1  # epochs before this run's first
+    if last_epoch and last_epoch.checkpoint.total_iters and last_epoch.epoch and last_epoch.epoch > start:
+        iters_per_epoch = last_epoch.checkpoint.total_iters / (last_epoch.epoch - start)
+        return round(start + checkpoint.total_iters / iters_per_epoch, 3)
+    return float(checkpoint.epoch - 1)  # the epoch in progress is not counted
+
+
+# ---- folders ----------------------------------------------------------------------------------
+
+
+def folder_side(opt: Options, side: str) -> str:
+    """The dataset folder letter the model's test side ``side`` reads (swapped by --direction BtoA)."""
+    return side if opt.direction == "AtoB" else OTHER[side]
+
+
+def direction_name(opt: Options, side: str) -> str:
+    """``AtoB`` / ``BtoA`` in terms of the dataset's folders, whatever --direction is."""
+    source = folder_side(opt, side)
+    return f"{source}to{OTHER[source]}"
+
+
+def source_folder(opt: Options, side: str) -> Path:
+    """The folder translated for ``side``: <dataroot>/<phase>A or B (swapped by --direction BtoA);
+    ``--model test`` translates --dataroot itself."""
+    if opt.model == "test":
+        return opt.dataroot
+    folder = opt.dataroot / f"{opt.phase}{folder_side(opt, side)}"
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist: test.py translates {opt.phase}A/ and {opt.phase}B/ of --dataroot")
+    return folder
+
+
+def real_folders(opt: Options, side: str) -> list[Path]:
+    """Real images of the domain that side ``side`` is translated into, for FID/KID: the held-out
+    folder (``--fid_real test``), or the held-out and the train folder (``train+test``)."""
+    if opt.model == "test":
+        raise UserError("--metrics fid/kid need the real images of the target domain: not known with --model test")
+    target = OTHER[folder_side(opt, side)]
+    splits = [opt.phase] if opt.fid_real == "test" else list(dict.fromkeys([opt.phase, "train"]))
+    folders = [opt.dataroot / f"{split}{target}" for split in splits]
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{folder} does not exist: --fid_real {opt.fid_real} compares with {', '.join(splits)}")
+    return folders
+
+
+def gt_folder_of(folder: Path) -> Path:
+    """``testA`` -> ``testA_gt``: the ground truth of each image, same file names."""
+    return folder.with_name(folder.name + "_gt")
+
+
+# ---- scoring ----------------------------------------------------------------------------------
+
+
+class MetricScorer:
+    """The ``--metrics`` of one process: unpaired ones through ``metrics.evaluate_dirs`` with one
+    Inception network, loaded at its first use and kept; paired ones on the ground-truth pairs."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        device: torch.device,
+        inception_weights: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        self.metrics = get_metrics(names)
+        self.unpaired = [m.name for m in self.metrics if not isinstance(m, PairedMetric)]
+        self.paired = [m.name for m in self.metrics if isinstance(m, PairedMetric)]
+        self.device = device
+        self.inception_weights = inception_weights
+        self.cache_dir = cache_dir
+        self._inception: FIDInceptionV3 | None = None
+
+    @classmethod
+    def from_options(cls, opt: Options, device: torch.device) -> MetricScorer | None:
+        names = metric_names(opt.metrics)
+        if not names:
+            return None
+        return cls(names, device, opt.inception_weights, opt.metrics_cache_dir or None)
+
+    def inception(self) -> FIDInceptionV3:
+        """The FID Inception network, loaded at the first call and kept for the process."""
+        if self._inception is None:
+            self._inception = load_inception(self.inception_weights, self.device)
+        return self._inception
+
+    def check_folders(self, opt: Options, model: BaseModel) -> None:
+        """Fail now, not after translating (or training), when a folder the metrics need is missing."""
+        sources = [source_folder(opt, side) for side in model.test_sides]
+        if self.unpaired:
+            for side in model.test_sides:
+                real_folders(opt, side)
+        if self.paired and not any(gt_folder_of(folder).is_dir() for folder in sources):
+            wanted = " or ".join(f"{gt_folder_of(folder).name}/" for folder in sources)
+            raise UserError(f"--metrics {','.join(self.paired)} need ground truth: no {wanted} in {opt.dataroot}")
+
+    def score(
+        self, images_dir: Path, label: str, real_dirs: list[Path], pairs: list[tuple[Path, Path]] | None
+    ) -> dict[str, float]:
+        """The metrics of the translations ``images_dir/*_<label>.*``; paired metrics only with ``pairs``."""
+        values: dict[str, float] = {}
+        if self.unpaired:
+            values.update(
+                evaluate_dirs(
+                    images_dir,
+                    real_dirs,
+                    self.unpaired,
+                    fake_suffix=f"_{label}",
+                    device=self.device,
+                    cache_dir=self.cache_dir,
+                    inception=self.inception(),
+                )
+            )
+        if self.paired and pairs:
+            values.update(score_pairs(pairs, self.paired))
+        return values
+
+    def protocol(self, opt: Options, report: dict[str, dict]) -> dict[str, object]:
+        """What the numbers depend on, recorded next to them (``report``: one checkpoint's, for the sets)."""
+        info: dict[str, object] = {
+            "metrics": [m.name for m in self.metrics],
+            "phase": opt.phase,
+            "sets": {
+                r["metrics"]["direction"]: {k: r["metrics"][k] for k in ("images", "real", "real_images")}
+                for r in report.values()
+                if "metrics" in r
+            },
+            "image_size": opt.crop_size,
+            "load_size": opt.load_size,
+            "preprocess": opt.preprocess,
+            "eval_mode": bool(opt.eval),
+            "seed": opt.seed,
+        }
+        if self.unpaired:
+            info.update(
+                fid_real=opt.fid_real,
+                inception="FID Inception-v3 (pytorch-fid weights), pool3 2048-d, bilinear 299x299",
+                inception_fingerprint=self.inception().fingerprint(),
+                kid="unbiased MMD^2, cubic kernel, mean and std over 100 subsets of min(1000, n) images",
+            )
+        return info
+
+
+# ---- translating and scoring one checkpoint ------------------------------------------------------
+
+
+def translate_and_score(
+    model: BaseModel, opt: Options, out_dir: Path, scorer: MetricScorer | None, title: str
+) -> dict[str, dict]:
+    """Translate every test folder with the model as loaded into ``out_dir`` (images, index.html)
+    and return the scores by side, also written to ``out_dir/metrics.json`` when there are any::
+
+        {"A": {"images": 3, "ground_truth": ".../testA_gt", "fake_B": {"l1": ..}, "real_A": {..},
+               "metrics": {"direction": "AtoB", "images": 3, "real": [".../testB"], "real_images": 2,
+                           "values": {"fid": .., "kid": .., "kid_std": ..}}},
+         "B": {...}}
+    """
+    page = HTMLPage(out_dir, title)
+    report: dict[str, dict] = {}
+    for side in model.test_sides:
+        folder = source_folder(opt, side)
+        channels = opt.input_nc if side == "A" else opt.output_nc
+        dataset = SingleDataset(opt, folder=folder, channels=channels, train=False)
+        gt_folder = gt_folder_of(folder)
+        translated_label = model.translation_label(side)
+        gt_label = translated_label.replace("fake", "gt")
+        page.add_header(f"{folder} ({min(len(dataset), opt.num_test)} images)")
+        rows = translate_folder(model, side, dataset, opt, out_dir)
+        compared: dict[str, list[tuple[Path, Path]]] = {}  # label -> (result file, ground-truth file)
+        for stem, files in rows:
+            gt_file = save_ground_truth(gt_folder, stem, dataset, out_dir / "images" / f"{stem}_{gt_label}.png")
+            if gt_file is not None:
+                input_label = next(iter(files))  # the do-nothing baseline
+                for label in (translated_label, input_label):
+                    compared.setdefault(label, []).append((files[label], gt_file))
+                files[gt_label] = gt_file
+            items = [(f"{stem}_{label}", str(path.relative_to(out_dir))) for label, path in files.items()]
+            page.add_images(items, width=opt.display_winsize)
+        result: dict = {}
+        if compared:
+            scores = {label: compare_files(pairs) for label, pairs in compared.items()}
+            result = {"images": len(compared[translated_label]), "ground_truth": str(gt_folder), **scores}
+        if scorer is not None:
+            result["metrics"] = score_side(scorer, opt, side, out_dir / "images", rows, translated_label, compared)
+        if result:
+            report[side] = result
+    if report:
+        atomic_write_text(out_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
+        add_report_tables(page, report)
+    page.save()
+    return report
+
+
+def score_side(
+    scorer: MetricScorer,
+    opt: Options,
+    side: str,
+    images_dir: Path,
+    rows: list[tuple[str, dict[str, Path]]],
+    label: str,
+    compared: dict[str, list[tuple[Path, Path]]],
+) -> dict:
+    """``--metrics`` of one side's translations (see ``translate_and_score``)."""
+    # evaluate_dirs scores every *_<label> file of the folder: files left by an earlier, larger
+    # run in the same folder would silently join the set.
+    on_disk = len(list_images(images_dir, stem_suffix=f"_{label}"))
+    if on_disk != len(rows):
+        raise UserError(
+            f"{images_dir} holds {on_disk} *_{label} images but {len(rows)} were translated now "
+            f"(left from an earlier run?): delete the folder or pick another --results_dir"
+        )
+    reals = real_folders(opt, side) if scorer.unpaired else []
+    return {
+        "direction": direction_name(opt, side),
+        "images": len(rows),
+        "real": [str(folder) for folder in reals],
+        "real_images": sum(len(list_images(folder)) for folder in reals),
+        "values": scorer.score(images_dir, label, reals, compared.get(label)),
+    }
+
+
+def add_report_tables(page: HTMLPage, report: dict[str, dict]) -> None:
+    gt_rows = [
+        [side, r["images"], label, f"{m['l1']:.4f}", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]
+        for side, r in report.items()
+        for label, m in ground_truth_scores(r).items()
+    ]
+    if gt_rows:
+        page.add_header("Translation vs ground truth")
+        page.add_table(["side", "images", "compared", "L1", "PSNR (dB)", "SSIM"], gt_rows)
+    scored = [r["metrics"] for r in report.values() if "metrics" in r]
+    if scored:
+        keys = list(dict.fromkeys(key for m in scored for key in m["values"]))
+        page.add_header("Metrics (--metrics)")
+        page.add_table(
+            ["direction", "images", "real images", *keys],
+            [[m["direction"], m["images"], m["real_images"], *(f"{m['values'][k]:.6g}" for k in keys)] for m in scored],
+        )
+
+
+def ground_truth_scores(result: dict) -> dict[str, dict[str, float]]:
+    """{label: {l1, psnr, ssim}} of one side's result (the translation and the input vs truth)."""
+    return {label: m for label, m in result.items() if isinstance(m, dict) and label != "metrics"}
+
+
+def direction_scores(report: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """{direction: {metric: value}} of a ``translate_and_score`` report."""
+    return {r["metrics"]["direction"]: r["metrics"]["values"] for r in report.values() if "metrics" in r}
+
+
+def batches(loader: DataLoader, batch_size: int) -> Iterator[list[dict]]:
+    """Consecutive items of equal image size, at most ``batch_size`` at a time."""
+    batch: list[dict] = []
+    for item in loader:
+        if batch and (len(batch) == batch_size or item["A"].shape != batch[0]["A"].shape):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def translate_folder(
+    model: BaseModel, side: str, dataset: SingleDataset, opt: Options, out_dir: Path
+) -> list[tuple[str, dict[str, Path]]]:
+    """Translate the images of ``dataset``; save every output; return (stem, {label: file})."""
+    # Batch statistics would mix images: batch-norm in train mode runs one image at a time.
+    uses_batch_stats = not opt.eval and any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for net in model.nets.values() for m in net.modules()
+    )
+    batch_size = 1 if uses_batch_stats else opt.test_batch_size
+    count = int(min(len(dataset), opt.num_test))
+    subset = torch.utils.data.Subset(dataset, range(count))
+    loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
+    rows = []
+    for batch in batches(loader, batch_size):
+        images = torch.stack([item["A"] for item in batch])
+        outputs = model.inference(side, images)
+        for i, item in enumerate(batch):
+            stem = result_stem(Path(item["A_paths"]), dataset.folder)
+            files = {}
+            for label, tensor in outputs.items():
+                files[label] = save_result(tensor[i], out_dir / "images" / f"{stem}_{label}.png", opt.aspect_ratio)
+            rows.append((stem, files))
+    return rows
+
+
+def result_stem(path: Path, folder: Path) -> str:
+    """File stem, with sub-folders folded in (a/b/x.png -> a__b__x) so names never collide."""
+    relative = path.relative_to(folder).with_suffix("")
+    return "__".join(relative.parts)
+
+
+def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
+    array = tensor_to_uint8(image)
+    if aspect_ratio != 1.0:  # as the reference: stretch the width or the height
+        h, w = array.shape[:2]
+        size = (int(w * aspect_ratio), h) if aspect_ratio > 1 else (w, int(h / aspect_ratio))
+        array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+    return save_image(array, path)
+
+
+def save_ground_truth(gt_folder: Path, stem: str, dataset: SingleDataset, path: Path) -> Path | None:
+    """The ground-truth image for ``stem``, preprocessed exactly like the inputs (test-time
+    preprocessing is deterministic) and saved next to the results, so metrics compare like
+    with like. None when there is none."""
+    if not gt_folder.is_dir():
+        return None
+    candidates = sorted(p for p in gt_folder.glob(f"{stem.replace('__', '/')}.*") if is_image_file(p))
+    if not candidates:
+        return None
+    image = dataset.preprocess(load_image(candidates[0], 3), sample_rng(0, 0, 0))
+    return save_image(image, path)
+
+
+# ---- during training ------------------------------------------------------------------------------
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Leave every global random state (torch, CUDA, Python, NumPy) as it was found, so code run
+    inside (building a network, dropout, a DataLoader's seed) does not change training's randomness."""
+    torch_state, py_state, np_state = rng_state(), random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        set_rng_state(torch_state)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+@contextmanager
+def preserved_buffers(model: BaseModel) -> Iterator[None]:
+    """Restore the networks' buffers and train/eval modes afterwards: a forward pass in train mode
+    updates batch-norm running statistics, which are part of the checkpoint."""
+    saved = {name: [(b, b.detach().clone()) for b in net.buffers()] for name, net in model.nets.items()}
+    modes = {name: [(m, m.training) for m in net.modules()] for name, net in model.nets.items()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for pairs in saved.values():
+                for buffer, copy in pairs:
+                    buffer.copy_(copy)
+        for pairs in modes.values():
+            for module, training in pairs:
+                module.training = training
+
+
+class TrainingEvaluator:
+    """``train.py --eval_freq N``: every N epochs, translate the test split with the generators in
+    memory and score them as ``test.py --metrics`` would (its defaults: ``--phase test``, all
+    images, load_size = crop_size, train mode unless --eval). Training's random state and the
+    networks' buffers are left untouched, so a run trains bit for bit as it would without it."""
+
+    def __init__(self, opt: Options, model: BaseModel, run_dir: Path, device: torch.device) -> None:
+        self.opt = evaluation_options(opt)
+        self.run_dir = run_dir
+        scorer = MetricScorer.from_options(self.opt, device)
+        if scorer is None:
+            raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
+        scorer.check_folders(self.opt, model)
+        if scorer.unpaired:  # load now: missing weights fail before training, not after an epoch
+            with preserved_rng():  # a new network draws initial weights before loading its own
+                scorer.inception()
+        self.scorer = scorer
+
+    def __call__(self, model: BaseModel, epoch: int) -> dict[str, float]:
+        """Flat ``{"fid_AtoB": .., "kid_AtoB": .., ...}`` for ``Visualizer.log_metrics``."""
+        with preserved_rng(), preserved_buffers(model):
+            model.eval() if self.opt.eval else model.train()
+            with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
+                title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"
+                report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title)
+        scores = direction_scores(report)
+        return {f"{key}_{direction}": value for direction, values in scores.items() for key, value in values.items()}
