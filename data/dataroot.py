@@ -4,26 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from util.catalog import CYCLEGAN_DATASETS
 from util.errors import UserError
-
-# Names accepted by scripts/download_cyclegan_dataset.sh (the reference's published sets).
-CYCLEGAN_DATASETS = (
-    "apple2orange",
-    "summer2winter_yosemite",
-    "horse2zebra",
-    "monet2photo",
-    "cezanne2photo",
-    "ukiyoe2photo",
-    "vangogh2photo",
-    "maps",
-    "cityscapes",
-    "facades",
-    "iphone2dslr_flower",
-    "ae_photos",
-    "mini",
-    "mini_pix2pix",
-    "mini_colorization",
-)
 
 
 def download_hint(name: str) -> str:

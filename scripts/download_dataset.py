@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.dataroot import CYCLEGAN_DATASETS  # noqa: E402
+from util.catalog import CYCLEGAN_DATASETS  # noqa: E402  (no torch import: works before any install)
 
 DEFAULT_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
