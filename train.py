@@ -118,7 +118,7 @@ def train(opt: Options) -> int:
                 t_data = t_step = 0.0  # seconds waiting for data / computing, since the last log
                 steps = 0
                 t_end = time.perf_counter()
-                for batch in loader:
+                for batch in stop.batches(loader):
                     t_got = time.perf_counter()
                     losses = model.train_step(batch)
                     t_done = time.perf_counter()

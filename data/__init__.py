@@ -25,13 +25,15 @@ def create_dataset(opt) -> BaseDataset:
     return DATASETS.get(opt.dataset_mode)(opt)
 
 
-def ignore_stop_signals(worker_id: int) -> None:
+def quiet_worker_signals(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``. Ctrl-C, and a SIGTERM sent to the whole process group (by a
-    shell, SLURM, a container runtime), reach the workers too. Only the main process decides how
-    to stop (it first saves 'latest'), then shuts the workers down itself; a worker that died
-    of the signal instead would make the loader raise in the middle of that."""
+    shell, SLURM, a container runtime), reach the workers too; only the main process decides how
+    to stop (it saves 'latest' first). So a worker ignores SIGINT, and on SIGTERM leaves with
+    status 0: torch's default there is to die of the signal, which makes the loader raise an
+    error asynchronously in the main process, in the middle of whatever it is doing. (SIGTERM
+    cannot simply be ignored: Python terminates daemonic workers with it at exit.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
 def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tuple[DataLoader, EpochSampler]:
@@ -47,7 +49,7 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         pin_memory=device.type == "cuda",
         drop_last=False,
         persistent_workers=False,
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=quiet_worker_signals,
         # Its own generator: creating each epoch's iterator draws worker seeds from it, which
         # must not advance the global RNG (dropout, gradient penalty), or a resumed run, which
         # creates one iterator more, would diverge. Our datasets draw no torch randomness.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import signal
 import sys
+from collections.abc import Iterable, Iterator
 from types import FrameType
 
 import numpy as np
@@ -126,6 +127,21 @@ class GracefulStop:
     @property
     def requested(self) -> bool:
         return self.signum is not None
+
+    def batches(self, loader: Iterable) -> Iterator:
+        """Iterate ``loader``; a loader error after a stop was requested ends the iteration (the
+        signal may also have reached a data worker, which then left) instead of propagating."""
+        iterator = iter(loader)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except RuntimeError:
+                if self.requested:
+                    return
+                raise
+            yield batch
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
