@@ -129,15 +129,17 @@ class GracefulStop:
         return self.signum is not None
 
     def batches(self, loader: Iterable) -> Iterator:
-        """Iterate ``loader``; a loader error after a stop was requested ends the iteration (the
-        signal may also have reached a data worker, which then left) instead of propagating."""
+        """Iterate ``loader``. Once a stop was requested, a failure to fetch the next batch ends
+        the iteration instead of propagating: the signal may also have reached a data worker,
+        which then left, possibly halfway through handing over a batch (RuntimeError, EOFError,
+        ConnectionResetError, ... depending on the moment). The loop saves and exits anyway."""
         iterator = iter(loader)
         while True:
             try:
                 batch = next(iterator)
             except StopIteration:
                 return
-            except RuntimeError:
+            except Exception:
                 if self.requested:
                     return
                 raise
