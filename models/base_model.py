@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from models.image_pool import ImagePool
+from models.networks import define_D, define_G
 from models.schedulers import build_scheduler
 from util.checkpoint import load_net_state
 from util.errors import UserError
@@ -83,6 +84,20 @@ class BaseModel:
         return net_name
 
     # ---- shared machinery ---------------------------------------------------------------
+    def build_generator(self, input_nc: int, output_nc: int) -> nn.Module:
+        """The ``--netG`` generator with the run's architecture options, on this model's device."""
+        opt = self.opt
+        net = define_G(
+            opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+        )
+        return net.to(self.device)
+
+    def build_discriminator(self, input_nc: int) -> nn.Module:
+        """The ``--netD`` discriminator with the run's architecture options, on this model's device."""
+        opt = self.opt
+        net = define_D(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
+        return net.to(self.device)
+
     def setup_schedulers(self) -> None:
         opt = self.opt
         self.schedulers = {

@@ -11,7 +11,6 @@ import torch.nn as nn
 from models.base_model import MODELS, BaseModel
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
-from models.networks import define_D, define_G
 from util.errors import UserError
 
 
@@ -62,24 +61,15 @@ class CycleGANModel(BaseModel):
     def __init__(self, opt, device: torch.device) -> None:
         super().__init__(opt, device)
 
-        def generator(in_nc: int, out_nc: int) -> nn.Module:
-            return define_G(
-                opt.netG, in_nc, out_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
-            )
-
-        self.nets["G_A"] = generator(opt.input_nc, opt.output_nc).to(device)
-        self.nets["G_B"] = generator(opt.output_nc, opt.input_nc).to(device)
+        self.nets["G_A"] = self.build_generator(opt.input_nc, opt.output_nc)
+        self.nets["G_B"] = self.build_generator(opt.output_nc, opt.input_nc)
         if not self.is_train:
             return
 
         if opt.lambda_identity > 0 and opt.input_nc != opt.output_nc:
             raise UserError("the identity loss needs --input_nc == --output_nc; set --lambda_identity 0")
-        self.nets["D_A"] = define_D(
-            opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain
-        ).to(device)
-        self.nets["D_B"] = define_D(
-            opt.netD, opt.input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain
-        ).to(device)
+        self.nets["D_A"] = self.build_discriminator(opt.output_nc)  # D_Y judges B images
+        self.nets["D_B"] = self.build_discriminator(opt.input_nc)  # D_X judges A images
         # Pools of fakes: "B" holds G_A's outputs (judged by D_A), "A" holds G_B's.
         self.pools = {
             "A": ImagePool(opt.pool_size, seed=opt.seed + 1),

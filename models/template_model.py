@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 
 from models.base_model import MODELS, BaseModel
-from models.networks import define_G
 
 
 @MODELS.register("template")
@@ -39,9 +38,7 @@ class TemplateModel(BaseModel):
     def __init__(self, opt, device: torch.device) -> None:
         super().__init__(opt, device)
         # 5. Networks, optimizers (and pools) go into the dicts: checkpoints save them by name.
-        self.nets["G"] = define_G(
-            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
-        ).to(device)
+        self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)
         if self.is_train:
             self.criterion = nn.L1Loss()
             self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))

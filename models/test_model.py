@@ -7,7 +7,6 @@ import argparse
 import torch
 
 from models.base_model import MODELS, BaseModel
-from models.networks import define_G
 
 
 @MODELS.register("test")
@@ -35,9 +34,7 @@ class TestModel(BaseModel):
 
     def __init__(self, opt, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.nets["G"] = define_G(
-            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
-        ).to(device)
+        self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)
 
     def checkpoint_key(self, net_name: str) -> str:
         return net_name + self.opt.model_suffix

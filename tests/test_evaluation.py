@@ -32,7 +32,7 @@ import util.evaluation
 from metrics import METRICS, evaluate_dirs, load_inception
 from metrics.inception import default_hub_checkpoint, resolve_inception_weights
 from options import parse_options
-from tests.conftest import TINY
+from tests.conftest import TINY, assert_same_state
 from util.checkpoint import load_checkpoint
 from util.evaluation_report import CheckpointScores, best_and_last, format_best_vs_last, write_run_report
 
@@ -297,7 +297,7 @@ def test_eval_freq_logs_metrics_and_leaves_training_bit_identical(
         plain = load_checkpoint(tmp_path / "ck" / "plain" / f"{tag}.pth")
         evaluated = load_checkpoint(tmp_path / "ck" / "evaluated" / f"{tag}.pth")
         for part in ("nets", "optimizers", "schedulers", "pools", "rng", "tracker"):
-            assert_same(plain[part], evaluated[part], f"{tag}.{part}")
+            assert_same_state(plain[part], evaluated[part], f"{tag}.{part}")
     logs = {name: read_jsonl(tmp_path / "ck" / name / "loss_log.jsonl") for name in ("plain", "evaluated")}
     trained = {
         name: [(r["total_iters"], r["losses"]) for r in log if r["kind"] == "train"] for name, log in logs.items()
@@ -315,21 +315,6 @@ def test_eval_freq_logs_metrics_and_leaves_training_bit_identical(
     for record, during in zip(read_jsonl(tmp_path / "res" / "evaluated" / "metrics.jsonl"), logged, strict=True):
         flat = {f"{k}_{d}": v for d, values in record["metrics"].items() for k, v in values.items()}
         assert flat == pytest.approx(during["metrics"], rel=1e-6, abs=1e-9)
-
-
-def assert_same(a: object, b: object, where: str) -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: keys differ"
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def test_report_picks_best_by_direction_of_better_and_writes_files(tmp_path: Path) -> None:

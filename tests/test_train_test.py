@@ -21,7 +21,7 @@ import train
 from models import create_model
 from models.networks import define_G
 from options import parse_options
-from tests.conftest import REPO_ROOT, TINY, write_images
+from tests.conftest import REPO_ROOT, TINY, assert_same_state, write_images
 from util.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -52,24 +52,8 @@ def read_png(path: Path) -> torch.Tensor:
 
 def test_train_then_test(tiny_dataset: Path, tmp_path: Path) -> None:
     write_images(tiny_dataset / "testA", 52, seed=5)  # more than the reference's 50-image default
-    status = train.main(
-        [
-            *run_args(tiny_dataset, tmp_path),
-            "--n_epochs",
-            "1",
-            "--n_epochs_decay",
-            "1",
-            "--save_epoch_freq",
-            "1",
-            "--seed",
-            "1",
-            "--display_freq",
-            "2",
-            "--update_html_freq",
-            "4",
-        ]
-    )
-    assert status == 0
+    extra = "--n_epochs 1 --n_epochs_decay 1 --save_epoch_freq 1 --seed 1 --display_freq 2 --update_html_freq 4"
+    assert train.main([*run_args(tiny_dataset, tmp_path), *extra.split()]) == 0
     run_dir = tmp_path / "ck" / "run"
     assert {p.name for p in run_dir.iterdir()} >= {
         "latest.pth",
@@ -143,21 +127,6 @@ def test_save_then_load_gives_identical_outputs(tiny_dataset: Path, tmp_path: Pa
             model.nets[name].state_dict().items(), fresh.nets[name].state_dict().values(), strict=True
         ):
             assert torch.equal(v, w), f"{name}.{k} differs after one more step"
-
-
-def assert_same_state(a: object, b: object, where: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert set(a) == set(b), f"{where}: keys differ"
-        for k in a:
-            assert_same_state(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -346,24 +315,8 @@ def test_demo_ground_truth_is_scored_and_epoch_picks_the_checkpoint(tmp_path: Pa
     root = tmp_path / "demo"
     manifest = make_dataset(root, seed=0, size=32, n_train=4, n_test=3, force=False)
     args = ["--dataroot", str(root), "--name", "d", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
-    assert (
-        train.main(
-            [
-                *args,
-                "--n_epochs",
-                "1",
-                "--n_epochs_decay",
-                "1",
-                "--save_epoch_freq",
-                "1",
-                "--seed",
-                "0",
-                "--load_size",
-                "32",
-            ]
-        )
-        == 0
-    )
+    extra = "--n_epochs 1 --n_epochs_decay 1 --save_epoch_freq 1 --seed 0 --load_size 32"
+    assert train.main([*args, *extra.split()]) == 0
     assert test_script.main([*eval_args(root, tmp_path, name="d"), "--epoch", "1"]) == 0
     report = json.loads((tmp_path / "res/d/test_1/metrics.json").read_text())
     assert set(report) == {"A", "B"} and report["A"]["images"] == 3
