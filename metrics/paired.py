@@ -74,23 +74,10 @@ def load_pair(pred_path: str | Path, gt_path: str | Path) -> tuple[torch.Tensor,
     return pred, gt
 
 
-def compare_files(pairs: list[tuple[Path, Path]]) -> dict[str, float]:
-    """Mean L1, PSNR and SSIM over (prediction, ground truth) file pairs."""
-    if not pairs:
-        raise ValueError("no image pairs to compare")
-    scores: dict[str, list[float]] = {"l1": [], "psnr": [], "ssim": []}
-    for pred_path, gt_path in pairs:
-        pred, gt = load_pair(pred_path, gt_path)
-        scores["l1"].append(l1(pred, gt).item())
-        scores["psnr"].append(psnr(pred, gt).item())
-        scores["ssim"].append(ssim(pred, gt).item())
-    return {name: float(np.mean(values)) for name, values in scores.items()}
-
-
 def _per_pair(
     name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ) -> Callable[[torch.Tensor, torch.Tensor], dict[str, float]]:
-    """A registry ``compute``: ``fn`` on one pair; the caller averages over images, as compare_files does."""
+    """A registry ``compute``: ``fn`` on one pair; the caller (``score_pairs``) averages over images."""
 
     def compute(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         return {name: fn(pred, gt).item()}

@@ -42,7 +42,6 @@ from metrics import (
     load_inception,
     score_pairs,
 )
-from metrics.paired import compare_files
 from models import BaseModel
 from options import Options, evaluation_options, metric_names
 from util.checkpoint import (
@@ -282,7 +281,7 @@ def translate_and_score(
             page.add_images(items, width=opt.display_winsize)
         result: dict = {}
         if compared:
-            scores = {label: compare_files(pairs) for label, pairs in compared.items()}
+            scores = {label: score_pairs(pairs, ["l1", "psnr", "ssim"]) for label, pairs in compared.items()}
             result = {"images": len(compared[translated_label]), "ground_truth": str(gt_folder), **scores}
         if scorer is not None:
             result["metrics"] = score_side(scorer, opt, side, out_dir / "images", rows, translated_label, compared)
