@@ -29,7 +29,7 @@ from options import Options, format_options, gpu_ids, parse_options, save_option
 from util.checkpoint import (
     checkpoint_path,
     load_checkpoint,
-    load_reference_nets,
+    load_tagged,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def train(opt: Options) -> int:
     run_dir = Path(opt.checkpoints_dir) / opt.name
+    # --continue_train from our own checkpoint: read it first, its schedule holds (see resume_options)
+    checkpoint = checkpoint_path(run_dir, opt.epoch)
+    state = load_checkpoint(checkpoint) if opt.continue_train and checkpoint.is_file() else None
+    if state is not None:
+        opt = resume_options(opt, state)
     print(format_options(opt))
     device = select_device(gpu_ids(opt.gpu_ids))
     seed_everything(opt.seed)
@@ -63,7 +68,7 @@ def train(opt: Options) -> int:
     model.train()
     tracker = LossTracker(model.loss_names, device)
     iters_per_epoch = math.ceil(len(dataset) / opt.batch_size)
-    last_epoch = opt.epoch_count + opt.n_epochs + opt.n_epochs_decay - 1
+    last_epoch = opt.n_epochs + opt.n_epochs_decay  # as the reference: --epoch_count only moves the start
     counts = ", ".join(f"{name} {n / 1e6:.3f} M" for name, n in model.parameter_counts().items())
     print(f"dataset: {len(dataset)} items per epoch ({iters_per_epoch} iterations); parameters: {counts}")
     if opt.verbose:
@@ -78,14 +83,15 @@ def train(opt: Options) -> int:
     # Where to start: epoch_count for a fresh run, or exactly where the checkpoint stopped.
     epoch, epoch_samples, total_iters = opt.epoch_count, 0, 0
     if opt.continue_train:
-        epoch, epoch_samples, total_iters = resume(model, tracker, run_dir, opt.epoch, epoch)
+        epoch, epoch_samples, total_iters = resume(model, tracker, run_dir, opt, state)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_options(opt, run_dir / "opt.yaml")
-    visualizer = Visualizer.for_training(opt, run_dir, resume=opt.continue_train)
+    visualizer = Visualizer.for_training(opt, run_dir, resume=opt.continue_train, total_iters=total_iters)
     visualizer.show_text("options", format_options(opt))
 
-    def save(tag: str | int) -> Path:
+    def save(tag: str | int, iter_copy: bool = False) -> Path:
+        """Checkpoint ``tag`` (and ``iter_<n>`` with ``iter_copy``) of the current position."""
         tracker.check()  # never overwrite a good checkpoint with NaN weights
         state = {
             "epoch": epoch,
@@ -94,15 +100,15 @@ def train(opt: Options) -> int:
             "options": opt.to_dict(),
             **model.state_dict(),
             "tracker": tracker.state_dict(),
-            "rng": rng_state(),
+            "rng": rng_state(device),
         }
-        if tag == "latest" and opt.save_by_iter:
+        if iter_copy:
             save_checkpoint(checkpoint_path(run_dir, f"iter_{total_iters}"), state)
         return save_checkpoint(checkpoint_path(run_dir, tag), state)
 
     total_planned = min(opt.max_iters, (last_epoch - opt.epoch_count + 1) * iters_per_epoch)
     if total_iters >= total_planned:
-        if total_iters == 0:  # --max_iters 0: keep the initial weights (an untrained baseline)
+        if total_iters == 0 and opt.max_iters == 0:  # keep the initial weights (an untrained baseline)
             print(f"--max_iters 0: saved the initial weights as {save('latest')}")
         else:
             print(f"nothing to do: {total_iters} of {total_planned} iterations done")
@@ -145,8 +151,9 @@ def train(opt: Options) -> int:
                         steps = 0
                     if opt.display_freq > 0 and total_iters % opt.display_freq == 0:
                         visualizer.display(epoch, total_iters, model.visuals())
-                    if total_iters % opt.save_latest_freq == 0:
-                        save("latest")
+                    latest_due = total_iters % opt.save_latest_freq == 0
+                    if latest_due and epoch_samples < len(dataset):  # at an epoch's end: saved below
+                        save("latest", iter_copy=opt.save_by_iter)
                     if stop.requested or total_iters >= opt.max_iters:
                         break
                     t_end = time.perf_counter()
@@ -159,7 +166,7 @@ def train(opt: Options) -> int:
                     epoch, epoch_samples = epoch + 1, 0
                     if (epoch - 1) % opt.save_epoch_freq == 0 or epoch - 1 == last_epoch:
                         save(epoch - 1)
-                    save("latest")
+                    save("latest", iter_copy=opt.save_by_iter and latest_due)
                     if evaluate is not None and ((epoch - 1) % opt.eval_freq == 0 or epoch - 1 == last_epoch):
                         visualizer.log_metrics(epoch - 1, total_iters, evaluate(model, epoch - 1))
                 if stop.requested or total_iters >= opt.max_iters:
@@ -187,23 +194,34 @@ def monitored_value(model: BaseModel, tracker: LossTracker) -> float | None:
     return sum(means[name] for name in model.monitor_losses) if model.monitor_losses else None
 
 
-def resume(model: BaseModel, tracker: LossTracker, run_dir: Path, tag: str, epoch_count: int) -> tuple[int, int, int]:
-    """Load the ``--epoch`` checkpoint for ``--continue_train``; returns (epoch, samples done
-    in it, total iterations). The reference's weight files resume the weights only."""
-    path = checkpoint_path(run_dir, tag)
-    if not path.is_file():
-        nets = load_reference_nets(run_dir, tag, [model.checkpoint_key(n) for n in model.nets])
-        model.load_networks(nets, source=f"{run_dir}/{tag}_net_*.pth")
+def resume_options(opt: Options, state: dict) -> Options:
+    """A checkpoint of ours knows its epoch: its learning-rate schedule was built with the run's
+    ``--epoch_count``, which a resumed run must keep (the reference's users pass it by hand)."""
+    saved = state["options"].get("epoch_count", opt.epoch_count)
+    if opt.epoch_count != saved:
+        print(f"note: --epoch_count {opt.epoch_count} ignored: the checkpoint continues at epoch {state['epoch']}")
+    return opt.replace(epoch_count=saved)
+
+
+def resume(
+    model: BaseModel, tracker: LossTracker, run_dir: Path, opt: Options, state: dict | None
+) -> tuple[int, int, int]:
+    """Load the ``--epoch`` checkpoint for ``--continue_train``; returns (epoch, samples done in
+    it, total iterations). ``state``: our checkpoint, already read; None: the reference's weight
+    files, which resume the weights only (at ``--epoch_count``, as the reference does)."""
+    if state is None:
+        state, source = load_tagged(run_dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
+        model.load_networks(state["nets"], source)
         print(
-            f"note: resumed the weights of the reference's files in {run_dir}; optimizer state, learning-rate "
-            f"schedule, image pools and data order start afresh at epoch {epoch_count}"
+            f"note: resumed the weights of {source}; optimizer state, image pools and data order start afresh at "
+            f"epoch {opt.epoch_count}"
         )
-        return epoch_count, 0, 0
-    state = load_checkpoint(path)
-    model.load_state_dict(state, source=str(path))
+        return opt.epoch_count, 0, 0
+    source = str(checkpoint_path(run_dir, opt.epoch))
+    model.load_state_dict(state, source=source)
     tracker.load_state_dict(state["tracker"])
-    set_rng_state(state["rng"])
-    print(f"resumed from {path}: epoch {state['epoch']}, iteration {state['total_iters']}")
+    set_rng_state(state["rng"], model.device)
+    print(f"resumed from {source}: epoch {state['epoch']}, iteration {state['total_iters']}")
     return state["epoch"], state["epoch_samples"], state["total_iters"]
 
 

@@ -11,11 +11,12 @@ import os
 import signal
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from data import single_dataset, template_dataset, unaligned_dataset  # noqa: F401  (registration)
 from data.base_dataset import DATASETS, BaseDataset
 from data.sampler import EpochSampler
+from util.errors import UserError
 
 __all__ = ["DATASETS", "BaseDataset", "EpochSampler", "create_dataset", "create_train_loader"]
 
@@ -36,6 +37,20 @@ def quiet_worker_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(0))
 
 
+def collate(items: list[dict]) -> dict:
+    """``default_collate`` with a one-line error when the images of a batch differ in size, which
+    happens with ``--preprocess none`` or ``scale_width`` and images of several sizes."""
+    for key in ("A", "B"):
+        sizes = sorted({tuple(item[key].shape[-2:]) for item in items if key in item})
+        if len(sizes) > 1:
+            shown = ", ".join(f"{h}x{w}" for h, w in sizes)
+            raise UserError(
+                f"one batch holds images of different sizes ({shown}): use --batch_size 1, or a "
+                "--preprocess that crops to --crop_size"
+            )
+    return default_collate(items)
+
+
 def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
     ``--serial_batches``). Workers are re-created every epoch so they see ``dataset.epoch``."""
@@ -50,6 +65,7 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         drop_last=False,
         persistent_workers=False,
         worker_init_fn=quiet_worker_signals,
+        collate_fn=collate,
         # Its own generator: creating each epoch's iterator draws worker seeds from it, which
         # must not advance the global RNG (dropout, gradient penalty), or a resumed run, which
         # creates one iterator more, would diverge. Our datasets draw no torch randomness.

@@ -36,9 +36,11 @@ class BaseDataset(torch.utils.data.Dataset):
 
 
 def preprocess_from_options(opt, train: bool) -> Preprocess:
-    """Training: random crop and flips as configured. Test: centre crop, no flip."""
+    """Training: random crop and flips as configured. Test: centre crop, no flip, and
+    scale_width_and_crop becomes scale_width (whole images at the training scale)."""
+    mode = opt.preprocess if train or opt.preprocess != "scale_width_and_crop" else "scale_width"
     return Preprocess(
-        mode=opt.preprocess,
+        mode=mode,
         load_size=opt.load_size,
         crop_size=opt.crop_size,
         flip=train and not opt.no_flip,

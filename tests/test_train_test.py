@@ -152,7 +152,9 @@ def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
         name: [json.loads(x) for x in (tmp_path / "ck" / name / "loss_log.jsonl").read_text().splitlines()]
         for name in ("full", "split")
     }
-    assert [r["losses"] for r in logs["full"]] == [r["losses"] for r in logs["split"]]
+    assert [r["kind"] for r in logs["split"]].count("resume") == 1  # the log says where the resume happened
+    losses = {name: [r["losses"] for r in records if r["kind"] == "train"] for name, records in logs.items()}
+    assert losses["full"] == losses["split"]
 
 
 def start_training(args: list[str]) -> subprocess.Popen:
@@ -301,6 +303,61 @@ def test_max_iters_zero_saves_the_initial_weights(tiny_dataset: Path, tmp_path: 
     assert_same_state(state["nets"], fresh.state_dict()["nets"], "nets")
 
 
+def test_epoch_count_moves_the_start_not_the_end(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    # as the reference: epochs 3..5 of a 3 + 2 epoch schedule, learning rate never below 0
+    args = [*run_args(tiny_dataset, tmp_path), *"--n_epochs 3 --n_epochs_decay 2 --save_epoch_freq 1".split()]
+    assert train.main([*args, "--epoch_count", "3", "--seed", "1", "--print_freq", "1"]) == 0
+    run_dir = tmp_path / "ck" / "run"
+    assert sorted(p.name for p in run_dir.glob("[0-9].pth")) == ["3.pth", "4.pth", "5.pth"]
+    records = [json.loads(x) for x in (run_dir / "loss_log.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in records if r["kind"] == "train"]
+    assert len(lrs) == 9 and lrs[0] == pytest.approx(2e-4) and lrs[-1] == pytest.approx(2e-4 * (1 - 2 / 3))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # an options error: argparse's usage line and exit status 2
+        train.main([*args, "--epoch_count", "6"])
+    assert exc.value.code == 2
+    assert "--epoch_count 6 is past the last epoch, n_epochs + n_epochs_decay = 5" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_runs_epoch_count(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), *"--n_epochs 2 --n_epochs_decay 2 --seed 2".split()]
+    assert train.main([*args, "--max_iters", "4"]) == 0
+    capsys.readouterr()
+    assert train.main([*args, "--continue_train", "--epoch_count", "3"]) == 0
+    assert "--epoch_count 3 ignored: the checkpoint continues at epoch 2" in capsys.readouterr().out
+    state = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    assert state["total_iters"] == 12 and state["options"]["epoch_count"] == 1
+    assert state["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(0.0)  # 1 - (5-2)/3: the end
+
+
+def test_save_by_iter_keeps_the_save_latest_freq_points(tiny_dataset: Path, tmp_path: Path) -> None:
+    extra = "--save_latest_freq 2 --save_by_iter --max_iters 6 --seed 3".split()
+    assert train.main([*run_args(tiny_dataset, tmp_path), *extra]) == 0
+    names = sorted(p.name for p in (tmp_path / "ck/run").glob("iter_*.pth"))
+    assert names == ["iter_2.pth", "iter_4.pth", "iter_6.pth"]  # iteration 6 is an epoch's end: one file
+    assert load_checkpoint(tmp_path / "ck/run/iter_6.pth")["epoch"] == 3
+
+
+def test_uncropped_preprocessing_trains_and_mixed_sizes_in_a_batch_fail_clearly(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "sizes"
+    for domain, seed in (("trainA", 1), ("trainB", 2)):
+        write_images(root / domain, 2, size=36, seed=seed)
+        write_images(root / domain, 1, size=44, seed=seed + 5, ext=".jpg")
+    base = ["--dataroot", str(root), "--name", "s", "--checkpoints_dir", str(tmp_path / "ck"), *TINY, "--seed", "0"]
+    # scale_width to 30 px: sides are rounded to the generator's multiple of 4 (28)
+    assert (
+        train.main([*base, "--preprocess", "scale_width", "--load_size", "30", "--crop_size", "24", "--max_iters", "3"])
+        == 0
+    )
+    assert train.main([*base, "--name", "n", "--preprocess", "none", "--max_iters", "3"]) == 0
+    capsys.readouterr()
+    status = train.main(
+        [*base, "--name", "b", "--preprocess", "none", "--batch_size", "3", "--serial_batches", "--max_iters", "1"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "one batch holds images of different sizes (36x36, 44x44)" in err[0]
+
+
 def test_same_seed_same_run_other_seed_other_run(tiny_dataset: Path, tmp_path: Path) -> None:
     for name, seed in (("a", "11"), ("b", "11"), ("c", "12")):
         assert train.main([*run_args(tiny_dataset, tmp_path, name), "--max_iters", "3", "--seed", seed]) == 0
@@ -318,6 +375,17 @@ def test_demo_ground_truth_is_scored_and_epoch_picks_the_checkpoint(tmp_path: Pa
     extra = "--n_epochs 1 --n_epochs_decay 1 --save_epoch_freq 1 --seed 0 --load_size 32"
     assert train.main([*args, *extra.split()]) == 0
     assert test_script.main([*eval_args(root, tmp_path, name="d"), "--epoch", "1"]) == 0
+    # the translation is epoch 1's generator (not latest's) applied to the input
+    opt = parse_options(eval_args(root, tmp_path, name="d"), is_train=False)
+    model = create_model(opt, torch.device("cpu"))
+    model.load_networks(load_checkpoint(tmp_path / "ck/d/1.pth")["nets"], "1.pth")
+    model.train()
+    real = read_png(tmp_path / "res/d/test_1/images/0001_real_A.png").permute(2, 0, 1)[None].float() / 127.5 - 1
+    expected = ((model.inference("A", real)["fake_B"][0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0)
+    assert (read_png(tmp_path / "res/d/test_1/images/0001_fake_B.png") - expected.to(torch.int16)).abs().max() <= 1
+    model.load_networks(load_checkpoint(tmp_path / "ck/d/latest.pth")["nets"], "latest.pth")
+    other = ((model.inference("A", real)["fake_B"][0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0)
+    assert (other - expected).abs().max() > 1  # epoch 2 translates differently: the check can fail
     report = json.loads((tmp_path / "res/d/test_1/metrics.json").read_text())
     assert set(report) == {"A", "B"} and report["A"]["images"] == 3
     # the do-nothing row reproduces the generator's own baseline: same files, same metric code

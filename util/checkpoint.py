@@ -2,14 +2,16 @@
 
 Layout of ``checkpoints/<name>/<tag>.pth`` (tag: ``latest``, an epoch number, ``iter_<n>``)::
 
-    {"format_version": 1, "epoch": int, "epoch_iter": int, "total_iters": int,
+    {"format_version": 1, "epoch": int, "epoch_samples": int, "total_iters": int,
      "options": {...plain values...},
      "nets": {"G_A": state_dict, ...}, "optimizers": {...}, "schedulers": {...},
      "pools": {"A": {"size", "images", "rng"}, ...},
-     "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...]}}
+     "tracker": {"epoch_sums", "epoch_count"},
+     "rng": {"torch": ByteTensor, "cuda": ByteTensor (this process's device only)}}
 
-``epoch`` is the epoch in progress (or just finished) and ``epoch_iter`` how many of its
-iterations are done, so a resumed run continues with the next batch of the same epoch.
+``epoch`` is the epoch to continue with and ``epoch_samples`` how many of its samples are done
+(0 after an epoch's end, whose position is "start of the next epoch"), so a resumed run
+continues with the next batch of the same epoch.
 The reference's per-network files (``latest_net_G_A.pth``) are read too.
 """
 
@@ -53,17 +55,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """The global random states this process draws from: the CPU's and, on a GPU, only that
+    device's (a run resumed with fewer visible GPUs must still be able to restore it)."""
     state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 # ---- loading network weights ------------------------------------------------------------
@@ -165,31 +169,31 @@ class InferenceCheckpoint:
     options: dict = field(default_factory=dict)
 
 
-def load_inference_checkpoint(run_dir: Path, tag: str, keys: list[str]) -> InferenceCheckpoint:
-    """Networks for test time from ``<tag>.pth``, else from the reference's ``<tag>_net_<key>.pth``."""
+def load_tagged(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict, str]:
+    """(state, source) for checkpoint ``tag`` of a run: the whole state of our ``<tag>.pth``, else
+    ``{"nets": ...}`` from the reference's per-network files ``<tag>_net_<key>.pth`` (weights
+    only). Neither: a ``UserError`` listing the tags that do exist."""
     path = checkpoint_path(run_dir, tag)
     if path.is_file():
-        state = load_checkpoint(path)
-        return InferenceCheckpoint(
-            state["nets"],
-            str(path),
-            state.get("total_iters"),
-            state.get("epoch"),
-            state.get("epoch_samples"),
-            state.get("options", {}),
-        )
-    if all(reference_net_file(run_dir, tag, key).is_file() for key in keys):
-        return InferenceCheckpoint(load_reference_nets(run_dir, tag, keys), str(reference_net_file(run_dir, tag, "*")))
+        return load_checkpoint(path), str(path)
+    if keys and all(reference_net_file(run_dir, tag, key).is_file() for key in keys):
+        return {"nets": load_reference_nets(run_dir, tag, keys)}, str(reference_net_file(run_dir, tag, "*"))
     tags = available_tags(run_dir) if Path(run_dir).is_dir() else []
     where = f"available: {', '.join(tags)}" if tags else f"{run_dir} holds no checkpoints"
     raise UserError(f"no checkpoint '{tag}' in {run_dir} ({where}); pick one with --epoch")
 
 
-def load_inference_nets(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict[str, dict], str]:
-    """Network state dicts for test time from ``<tag>.pth``, else from the reference's
-    ``<tag>_net_<key>.pth`` files. Returns (state dicts by key, description of the source)."""
-    checkpoint = load_inference_checkpoint(run_dir, tag, keys)
-    return checkpoint.nets, checkpoint.source
+def load_inference_checkpoint(run_dir: Path, tag: str, keys: list[str]) -> InferenceCheckpoint:
+    """Networks for test time from ``<tag>.pth``, else from the reference's ``<tag>_net_<key>.pth``."""
+    state, source = load_tagged(run_dir, tag, keys)
+    return InferenceCheckpoint(
+        state["nets"],
+        source,
+        state.get("total_iters"),
+        state.get("epoch"),
+        state.get("epoch_samples"),
+        state.get("options", {}),
+    )
 
 
 def same_networks(a: dict[str, dict], b: dict[str, dict]) -> bool:

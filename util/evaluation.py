@@ -17,6 +17,7 @@ Everything goes to ``metrics.json`` in the result folder.
 
 from __future__ import annotations
 
+import glob
 import json
 import random
 import tempfile
@@ -270,8 +271,9 @@ def translate_and_score(
         page.add_header(f"{folder} ({min(len(dataset), opt.num_test)} images)")
         rows = translate_folder(model, side, dataset, opt, out_dir)
         compared: dict[str, list[tuple[Path, Path]]] = {}  # label -> (result file, ground-truth file)
-        for stem, files in rows:
-            gt_file = save_ground_truth(gt_folder, stem, dataset, out_dir / "images" / f"{stem}_{gt_label}.png")
+        for row in rows:
+            stem, files = row.stem, row.files
+            gt_file = save_ground_truth(gt_folder, row.relative, dataset, out_dir / "images" / f"{stem}_{gt_label}.png")
             if gt_file is not None:
                 input_label = next(iter(files))  # the do-nothing baseline
                 for label in (translated_label, input_label):
@@ -299,7 +301,7 @@ def score_side(
     opt: Options,
     side: str,
     images_dir: Path,
-    rows: list[tuple[str, dict[str, Path]]],
+    rows: list[Translated],
     label: str,
     compared: dict[str, list[tuple[Path, Path]]],
 ) -> dict:
@@ -363,10 +365,20 @@ def batches(loader: DataLoader, batch_size: int) -> Iterator[list[dict]]:
         yield batch
 
 
+@dataclass
+class Translated:
+    """One translated input: its result-file prefix, its path in its folder (no suffix), and the
+    saved outputs by label."""
+
+    stem: str
+    relative: Path
+    files: dict[str, Path]
+
+
 def translate_folder(
     model: BaseModel, side: str, dataset: SingleDataset, opt: Options, out_dir: Path
-) -> list[tuple[str, dict[str, Path]]]:
-    """Translate the images of ``dataset``; save every output; return (stem, {label: file})."""
+) -> list[Translated]:
+    """Translate the images of ``dataset`` and save every output."""
     # Batch statistics would mix images: batch-norm in train mode runs one image at a time.
     uses_batch_stats = not opt.eval and any(
         isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for net in model.nets.values() for m in net.modules()
@@ -375,23 +387,22 @@ def translate_folder(
     count = int(min(len(dataset), opt.num_test))
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
-    rows = []
+    rows: list[Translated] = []
+    used: dict[str, Path] = {}
     for batch in batches(loader, batch_size):
         images = torch.stack([item["A"] for item in batch])
         outputs = model.inference(side, images)
         for i, item in enumerate(batch):
-            stem = result_stem(Path(item["A_paths"]), dataset.folder)
+            relative = Path(item["A_paths"]).relative_to(dataset.folder).with_suffix("")
+            stem = "__".join(relative.parts)  # sub-folders folded in: a/b/x.png -> a__b__x
+            if stem in used:  # e.g. x.png and x.jpg, or a/b.png and a__b.png
+                raise UserError(f"{used[stem]} and {item['A_paths']} would both be saved as {stem}_*.png: rename one")
+            used[stem] = Path(item["A_paths"])
             files = {}
             for label, tensor in outputs.items():
                 files[label] = save_result(tensor[i], out_dir / "images" / f"{stem}_{label}.png", opt.aspect_ratio)
-            rows.append((stem, files))
+            rows.append(Translated(stem, relative, files))
     return rows
-
-
-def result_stem(path: Path, folder: Path) -> str:
-    """File stem, with sub-folders folded in (a/b/x.png -> a__b__x) so names never collide."""
-    relative = path.relative_to(folder).with_suffix("")
-    return "__".join(relative.parts)
 
 
 def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
@@ -403,13 +414,15 @@ def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
     return save_image(array, path)
 
 
-def save_ground_truth(gt_folder: Path, stem: str, dataset: SingleDataset, path: Path) -> Path | None:
-    """The ground-truth image for ``stem``, preprocessed exactly like the inputs (test-time
-    preprocessing is deterministic) and saved next to the results, so metrics compare like
-    with like. None when there is none."""
+def save_ground_truth(gt_folder: Path, relative: Path, dataset: SingleDataset, path: Path) -> Path | None:
+    """The ground-truth image of the input at ``relative`` (its path in its folder, without
+    suffix; any image extension), preprocessed exactly like the inputs (test-time preprocessing
+    is deterministic) and saved next to the results, so metrics compare like with like. None
+    when there is none."""
     if not gt_folder.is_dir():
         return None
-    candidates = sorted(p for p in gt_folder.glob(f"{stem.replace('__', '/')}.*") if is_image_file(p))
+    pattern = glob.escape(relative.as_posix()) + ".*"  # names may hold glob characters: img[1].png
+    candidates = sorted(p for p in gt_folder.glob(pattern) if is_image_file(p))
     if not candidates:
         return None
     image = dataset.preprocess(load_image(candidates[0], 3), sample_rng(0, 0, 0))
@@ -420,14 +433,14 @@ def save_ground_truth(gt_folder: Path, stem: str, dataset: SingleDataset, path: 
 
 
 @contextmanager
-def preserved_rng() -> Iterator[None]:
+def preserved_rng(device: torch.device) -> Iterator[None]:
     """Leave every global random state (torch, CUDA, Python, NumPy) as it was found, so code run
     inside (building a network, dropout, a DataLoader's seed) does not change training's randomness."""
-    torch_state, py_state, np_state = rng_state(), random.getstate(), np.random.get_state()
+    torch_state, py_state, np_state = rng_state(device), random.getstate(), np.random.get_state()
     try:
         yield
     finally:
-        set_rng_state(torch_state)
+        set_rng_state(torch_state, device)
         random.setstate(py_state)
         np.random.set_state(np_state)
 
@@ -464,13 +477,13 @@ class TrainingEvaluator:
             raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
         scorer.check_folders(self.opt, model)
         if scorer.unpaired:  # load now: missing weights fail before training, not after an epoch
-            with preserved_rng():  # a new network draws initial weights before loading its own
+            with preserved_rng(device):  # a new network draws initial weights before loading its own
                 scorer.inception()
         self.scorer = scorer
 
     def __call__(self, model: BaseModel, epoch: int) -> dict[str, float]:
         """Flat ``{"fid_AtoB": .., "kid_AtoB": .., ...}`` for ``Visualizer.log_metrics``."""
-        with preserved_rng(), preserved_buffers(model):
+        with preserved_rng(model.device), preserved_buffers(model):
             model.eval() if self.opt.eval else model.train()
             with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
                 title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"

@@ -26,8 +26,12 @@ def select_device(gpu_ids: list[int]) -> torch.device:
         raise UserError("one process trains on one GPU: pass a single --gpu_ids id")
     if gpu_ids[0] >= torch.cuda.device_count():
         raise UserError(f"--gpu_ids {gpu_ids[0]}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    device = torch.device(f"cuda:{gpu_ids[0]}")
+    torch.cuda.set_device(device)  # so nothing (pinned-memory thread, new tensors) lands on cuda:0
+    # fastest convolution algorithms; they are not deterministic, so GPU runs are reproducible
+    # statistically but not bit for bit (CPU runs are)
     torch.backends.cudnn.benchmark = True
-    return torch.device(f"cuda:{gpu_ids[0]}")
+    return device
 
 
 def seed_everything(seed: int) -> None:

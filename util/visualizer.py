@@ -71,12 +71,20 @@ class ConsoleBackend(Backend):
 class LossLogBackend(Backend):
     """``loss_log.txt`` and ``loss_log.jsonl``, appended and flushed at every record."""
 
-    def __init__(self, run_dir: Path, resume: bool) -> None:
+    def __init__(self, run_dir: Path, resume: bool, total_iters: int = 0) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         mode = "a" if resume else "w"
         self.txt = open(run_dir / "loss_log.txt", mode, encoding="utf-8")
         self.jsonl = open(run_dir / "loss_log.jsonl", mode, encoding="utf-8")
         self.txt.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        if resume:
+            # Records after the checkpoint's iteration (logged before a crash, or before a NaN
+            # stopped the run) are superseded by what follows: readers keep the later ones.
+            self.txt.write(f"(resumed at iteration {total_iters})\n")
+            self.jsonl.write(
+                json.dumps({"kind": "resume", "total_iters": total_iters, "wall_time": time.time()}) + "\n"
+            )
+            self.jsonl.flush()
         self.txt.flush()
 
     def log(self, record: LogRecord) -> None:
@@ -102,10 +110,10 @@ class Visualizer:
         self.backends = backends if enabled else []
 
     @classmethod
-    def for_training(cls, opt, run_dir: Path, resume: bool, enabled: bool = True) -> Visualizer:
+    def for_training(cls, opt, run_dir: Path, resume: bool, total_iters: int = 0, enabled: bool = True) -> Visualizer:
         if not enabled:
             return cls([], enabled=False)
-        backends: list[Backend] = [ConsoleBackend(), LossLogBackend(run_dir, resume)]
+        backends: list[Backend] = [ConsoleBackend(), LossLogBackend(run_dir, resume, total_iters)]
         # Imported here: both modules subclass Backend from this one, and visdom's import is
         # only paid for by runs that use it.
         if opt.display_id > 0:
