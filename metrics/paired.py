@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from metrics.base import PairedMetric, register_metric
+from metrics.features import load_image
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -59,10 +58,8 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma:
 
 
 def load_unit(path: str | Path) -> torch.Tensor:
-    """An image file as a 1x3xHxW float tensor in [0, 1]."""
-    with Image.open(path) as img:
-        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+    """An image file as a 1x3xHxW float tensor in [0, 1] (decoded as for FID features)."""
+    return load_image(path).unsqueeze(0)
 
 
 def load_pair(pred_path: str | Path, gt_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
