@@ -42,6 +42,7 @@ CHROMIUM_ARGS = [
 
 REFERENCE_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "reference_ckpt"
 
+
 # Options that make a CycleGAN run take a second or two on a CPU.
 TINY = [
     "--ngf",
