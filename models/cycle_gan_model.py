@@ -12,6 +12,7 @@ from models.base_model import MODELS, BaseModel
 from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from util.errors import UserError
+from util.seeds import stream_seed
 
 
 @MODELS.register("cycle_gan")
@@ -72,8 +73,8 @@ class CycleGANModel(BaseModel):
         self.nets["D_B"] = self.build_discriminator(opt.input_nc)  # D_X judges A images
         # Pools of fakes: "B" holds G_A's outputs (judged by D_A), "A" holds G_B's.
         self.pools = {
-            "A": ImagePool(opt.pool_size, seed=opt.seed + 1),
-            "B": ImagePool(opt.pool_size, seed=opt.seed + 2),
+            "A": ImagePool(opt.pool_size, seed=stream_seed(opt.seed, "pool", "A")),
+            "B": ImagePool(opt.pool_size, seed=stream_seed(opt.seed, "pool", "B")),
         }
         self.criterion_gan = GANLoss(opt.gan_mode)
         self.criterion_l1 = nn.L1Loss()
@@ -154,10 +155,13 @@ class CycleGANModel(BaseModel):
         return 0.5 * (loss_real + loss_fake)
 
     def backward_D(self, real_A, real_B, fake_A, fake_B) -> dict[str, torch.Tensor]:
-        """Discriminator update on real images and pooled (detached) fakes."""
+        """Discriminator update on real images and pooled fakes, detached as the reference does:
+        the generator step has already freed their graph (``--pool_size 0`` hands them over as
+        they are), and D's loss must not reach the generators."""
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_D_A = self.discriminator_loss(self.nets["D_A"], real_B, self.pools["B"].query(fake_B))
-        loss_D_B = self.discriminator_loss(self.nets["D_B"], real_A, self.pools["A"].query(fake_A))
+        fake_B, fake_A = self.pools["B"].query(fake_B.detach()), self.pools["A"].query(fake_A.detach())
+        loss_D_A = self.discriminator_loss(self.nets["D_A"], real_B, fake_B)
+        loss_D_B = self.discriminator_loss(self.nets["D_B"], real_A, fake_A)
         (loss_D_A + loss_D_B).backward()
         self.optimizers["D"].step()
         return {"D_A": loss_D_A, "D_B": loss_D_B}

@@ -157,3 +157,22 @@ def test_plateau_policy_reacts_to_the_monitored_value() -> None:
     assert flat[-1] == pytest.approx(0.2)  # reduced after 5 epochs without improvement
     improving = lrs("plateau", 12, monitored=[1.0 / (e + 1) for e in range(12)])
     assert improving == [1.0] * 12
+
+
+def test_no_image_pool_trains_and_d_judges_this_steps_fakes(tiny_dataset: Path) -> None:
+    """``--pool_size 0`` (CUT and most modern recipes): the discriminator step gets the fakes of
+    this very step, detached (the generator step has freed their graph)."""
+    model, batch = tiny_model(tiny_dataset, "--pool_size", "0")
+    judged: list[torch.Tensor] = []
+    hook = model.nets["D_A"].register_forward_pre_hook(lambda module, args: judged.append(args[0].detach().clone()))
+    for _ in range(2):
+        losses = model.train_step(batch)
+        assert all(math.isfinite(v.item()) for v in losses.values())
+    hook.remove()
+    # per step D_A sees: fake_B in the G step, then real_B and fake_B in the D step
+    assert len(judged) == 6
+    for step in (0, 1):
+        g_fake, d_real, d_fake = judged[3 * step : 3 * step + 3]
+        assert torch.equal(d_real, batch["B"]) and torch.equal(d_fake, g_fake)
+    assert not torch.equal(judged[0], judged[3])  # the second step's fakes are new ones
+    assert model.pools["B"].images == [] and model.pools["A"].images == []
