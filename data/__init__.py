@@ -17,6 +17,7 @@ from data import single_dataset, template_dataset, unaligned_dataset  # noqa: F4
 from data.base_dataset import DATASETS, BaseDataset
 from data.sampler import EpochSampler
 from util.errors import UserError
+from util.seeds import stream_seed
 
 __all__ = ["DATASETS", "BaseDataset", "EpochSampler", "create_dataset", "create_train_loader"]
 
@@ -69,6 +70,6 @@ def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tupl
         # Its own generator: creating each epoch's iterator draws worker seeds from it, which
         # must not advance the global RNG (dropout, gradient penalty), or a resumed run, which
         # creates one iterator more, would diverge. Our datasets draw no torch randomness.
-        generator=torch.Generator().manual_seed(opt.seed),
+        generator=torch.Generator().manual_seed(stream_seed(opt.seed, "loader")),
     )
     return loader, sampler

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from util.seeds import stream_seed
+
 
 class EpochSampler(Sampler[int]):
     """Yields dataset indices for one epoch: a permutation seeded by (seed, epoch) when
@@ -27,11 +29,14 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
         self.start = start
 
+    def generator(self) -> torch.Generator:
+        """The shuffle's random stream for the current epoch."""
+        return torch.Generator().manual_seed(stream_seed(self.seed, "shuffle", self.epoch))
+
     def order(self) -> list[int]:
         if not self.shuffle:
             return list(range(self.length))
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.length, generator=generator).tolist()
+        return torch.randperm(self.length, generator=self.generator()).tolist()
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start :])

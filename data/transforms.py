@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from util.seeds import stream_seed
+
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
@@ -27,6 +29,11 @@ class Preprocess:
     flip: bool = True
     random_crop: bool = True  # False: centre crop (test time)
     size_multiple: int = 4  # for mode "none": sides are rounded to a multiple of this
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every output has the same size whatever the input's (a cropping mode)."""
+        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
         if self.mode == "resize_and_crop":
@@ -85,5 +92,5 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> random.Random:
-    """The random generator for one sample of one epoch (string seeds hash stably via SHA-512)."""
-    return random.Random(f"{seed}:{epoch}:{index}")
+    """The random generator for one sample of one epoch."""
+    return random.Random(stream_seed(seed, "sample", epoch, index))
