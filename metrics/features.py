@@ -27,18 +27,16 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from metrics.inception import INPUT_SIZE
+from util import image as util_image
 from util.errors import UserError
 from util.fileio import atomic_write
 
-IMAGE_EXTENSIONS = frozenset({".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
-
 # Bump when anything below changes the features computed for the same files and weights.
 FEATURE_PROTOCOL = {
-    "version": 1,
-    "decode": "PIL convert('RGB'), uint8 / 255",
+    "version": 2,
+    "decode": "util.image.load_image (EXIF orientation, alpha on white), uint8 / 255",
     "resize": f"bilinear {INPUT_SIZE}x{INPUT_SIZE} align_corners=False, per image",
     "layer": "pool3",
 }
@@ -55,20 +53,14 @@ class FeatureNet(Protocol):
 
 
 def list_images(folder: str | os.PathLike, stem_suffix: str = "") -> list[Path]:
-    """Image files directly in ``folder`` (not recursive), sorted; with ``stem_suffix`` only
-    those whose stem ends with it (``"_fake_B"`` keeps ``x_fake_B.png``).
-
-    Extensions are matched case-insensitively. Raises ``UserError`` for a missing folder or
-    one without images, so a typo in a path never yields a metric over zero images.
-    """
+    """Image files of ``folder`` as training and test.py list them (``util.image.list_images``:
+    sub-folders included, the same extensions), sorted; with ``stem_suffix`` only those whose
+    stem ends with it. Raises ``UserError`` for a missing folder or one without images, so a typo
+    in a path never yields a metric over zero images."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder}")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and p.stem.endswith(stem_suffix)
-    )
+    files = util_image.list_images(folder, stem_suffix=stem_suffix)
     if not files:
         what = f"images named *{stem_suffix}.<ext>" if stem_suffix else "images"
         raise UserError(f"no {what} in {folder}")
@@ -76,13 +68,8 @@ def list_images(folder: str | os.PathLike, stem_suffix: str = "") -> list[Path]:
 
 
 def load_image(path: str | os.PathLike) -> torch.Tensor:
-    """One image file -> (3, H, W) float32 in [0, 1], exactly as torchvision's ToTensor does it."""
-    try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div(255)
+    """One image file -> (3, H, W) float32 in [0, 1], decoded as the networks' inputs are."""
+    return util_image.load_image_01(path)
 
 
 class _ResizedImages(torch.utils.data.Dataset):
