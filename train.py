@@ -24,8 +24,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data import create_dataset, create_train_loader
+from data.base_dataset import preprocess_from_options
 from models import BaseModel, create_model
-from options import Options, format_options, gpu_ids, parse_options, save_options
+from options import FIXED_ON_RESUME, NOT_RESUMED, Options, format_options, gpu_ids, parse_options, save_options
 from util.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -59,7 +60,7 @@ def train(opt: Options) -> int:
     if state is not None:
         opt = resume_options(opt, state)
     print(format_options(opt))
-    device = select_device(gpu_ids(opt.gpu_ids))
+    device = select_device(gpu_ids(opt.gpu_ids), preprocess_from_options(opt, train=True).fixed_size)
     seed_everything(opt.seed)
 
     dataset = create_dataset(opt)
@@ -91,7 +92,9 @@ def train(opt: Options) -> int:
     visualizer.show_text("options", format_options(opt))
 
     def save(tag: str | int, iter_copy: bool = False) -> Path:
-        """Checkpoint ``tag`` (and ``iter_<n>`` with ``iter_copy``) of the current position."""
+        """Checkpoint ``tag`` (and ``iter_<n>`` with ``iter_copy``) of the current position.
+        ``latest`` carries the full training state; the others only the weights and the position
+        unless --full_checkpoints (optimizer moments and pools are most of the bytes)."""
         tracker.check()  # never overwrite a good checkpoint with NaN weights
         state = {
             "epoch": epoch,
@@ -102,9 +105,10 @@ def train(opt: Options) -> int:
             "tracker": tracker.state_dict(),
             "rng": rng_state(device),
         }
+        lean = state if opt.full_checkpoints else lean_state(state)
         if iter_copy:
-            save_checkpoint(checkpoint_path(run_dir, f"iter_{total_iters}"), state)
-        return save_checkpoint(checkpoint_path(run_dir, tag), state)
+            save_checkpoint(checkpoint_path(run_dir, f"iter_{total_iters}"), lean)
+        return save_checkpoint(checkpoint_path(run_dir, tag), state if tag == "latest" else lean)
 
     total_planned = min(opt.max_iters, (last_epoch - opt.epoch_count + 1) * iters_per_epoch)
     if total_iters >= total_planned:
@@ -188,6 +192,18 @@ def train(opt: Options) -> int:
     return status
 
 
+# What only an exact resume needs, and most of a checkpoint's bytes: Adam's two moments per weight
+# and the image pools (50 images each).
+RESUME_ONLY = ("optimizers", "pools")
+
+
+def lean_state(state: dict) -> dict:
+    """A checkpoint without ``RESUME_ONLY``: weights, schedule and position, about the
+    reference's size. ``--continue_train`` from it resumes the weights and the schedule exactly
+    and starts the optimizers and pools afresh."""
+    return {key: value for key, value in state.items() if key not in RESUME_ONLY}
+
+
 def monitored_value(model: BaseModel, tracker: LossTracker) -> float | None:
     """The epoch mean of the losses the model asks the ``plateau`` policy to watch."""
     means = tracker.epoch_mean()
@@ -195,12 +211,33 @@ def monitored_value(model: BaseModel, tracker: LossTracker) -> float | None:
 
 
 def resume_options(opt: Options, state: dict) -> Options:
-    """A checkpoint of ours knows its epoch: its learning-rate schedule was built with the run's
-    ``--epoch_count``, which a resumed run must keep (the reference's users pass it by hand)."""
-    saved = state["options"].get("epoch_count", opt.epoch_count)
-    if opt.epoch_count != saved:
+    """The options a resumed run trains with. A flag that shapes the checkpoint (architecture,
+    domains, seed, LR policy, pool size: ``FIXED_ON_RESUME``) cannot change: a one-line error
+    naming it. Any other changed flag is honoured (``--lr`` and the schedule included, see
+    ``BaseModel.load_state_dict``) and said. ``--epoch_count`` is the run's own: its schedule was
+    built with it (the reference's users pass it by hand)."""
+    saved = state["options"]
+    current = opt.to_dict()
+    fixed = [key for key in FIXED_ON_RESUME if key in saved and current.get(key) != saved[key]]
+    if fixed:
+        changes = ", ".join(f"--{key} {current.get(key)} (the checkpoint's: {saved[key]})" for key in fixed)
+        raise UserError(
+            f"--continue_train cannot change {changes}: it is part of what the checkpoint holds; "
+            f"drop the flag, or start a new run with another --name"
+        )
+    changed = [
+        key
+        for key in sorted(current)
+        if key in saved and current[key] != saved[key] and key not in NOT_RESUMED and key != "epoch_count"
+    ]
+    if changed:
+        print(
+            "note: resuming with changed options: " + ", ".join(f"--{k} {current[k]} (was {saved[k]})" for k in changed)
+        )
+    epoch_count = saved.get("epoch_count", opt.epoch_count)
+    if opt.epoch_count != epoch_count:
         print(f"note: --epoch_count {opt.epoch_count} ignored: the checkpoint continues at epoch {state['epoch']}")
-    return opt.replace(epoch_count=saved)
+    return opt.replace(epoch_count=epoch_count)
 
 
 def resume(
@@ -222,6 +259,11 @@ def resume(
     tracker.load_state_dict(state["tracker"])
     set_rng_state(state["rng"], model.device)
     print(f"resumed from {source}: epoch {state['epoch']}, iteration {state['total_iters']}")
+    if any(key not in state for key in RESUME_ONLY):
+        print(
+            f"note: {source} holds weights, schedule and position only: optimizer moments and image pools start "
+            "afresh (latest.pth, or checkpoints saved with --full_checkpoints, resume exactly)"
+        )
     return state["epoch"], state["epoch_samples"], state["total_iters"]
 
 

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from models.image_pool import ImagePool
 from models.networks import define_D, define_G
-from models.schedulers import build_scheduler
+from models.schedulers import build_scheduler, retarget
 from util.checkpoint import load_net_state
 from util.errors import UserError
 from util.registry import Registry
@@ -156,10 +156,24 @@ class BaseModel:
             load_net_state(unwrap(net), nets[key], f"{source} [{key}]")
 
     def load_state_dict(self, state: dict, source: str) -> None:
+        """Restore training state. A lean checkpoint (no optimizers/pools, see train.py) leaves
+        them as built, fresh, at the schedule's learning rate."""
         self.load_networks(state["nets"], source)
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
+            if "optimizers" in state:
+                o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+            if "optimizers" not in state:  # a fresh optimizer: at the lr the schedule had reached
+                for group, lr in zip(self.optimizers[k].param_groups, s._last_lr, strict=True):
+                    group["lr"] = lr
+        # the stored state holds the run's old --lr/--beta1/schedule; this run's options win
+        for k, o in self.optimizers.items():
+            for group in o.param_groups:
+                if "betas" in group:  # Adam's momentum terms
+                    group["betas"] = (self.opt.beta1, group["betas"][1])
+            if k in self.schedulers:
+                retarget(self.schedulers[k], o, self.opt.lr, self.opt.lr_decay_iters)
         for k, p in self.pools.items():
-            p.load_state_dict(state["pools"][k], self.device)
+            if "pools" in state:
+                p.load_state_dict(state["pools"][k], self.device)

@@ -37,6 +37,8 @@ def build_scheduler(
     if policy == "step":
         return StepLR(optimizer, step_size=lr_decay_iters, gamma=0.1)
     if policy == "plateau":
+        for group in optimizer.param_groups:  # as LRScheduler does: the base lr, kept in the optimizer's state
+            group.setdefault("initial_lr", group["lr"])
         return ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
     if policy == "cosine":
         total = max(1, n_epochs + n_epochs_decay)
@@ -47,3 +49,36 @@ def build_scheduler(
 
         return LambdaLR(optimizer, cosine)
     raise ValueError(f"unknown lr_policy '{policy}' (choose from {', '.join(LR_POLICIES)})")
+
+
+def retarget(scheduler: LRScheduler | ReduceLROnPlateau, optimizer: Optimizer, lr: float, lr_decay_iters: int) -> None:
+    """After loading a checkpoint's optimizer and scheduler state: continue with this run's
+    ``--lr`` (and schedule) instead of the stored one, at the same point of the schedule.
+
+    ``linear``/``cosine`` recompute the current lr from their factor (built from this run's
+    n_epochs/n_epochs_decay) exactly as torch's LambdaLR does, so an unchanged schedule gives the
+    same bits; ``step`` takes ``lr_decay_iters``; ``plateau`` keeps its reductions, scaled to the
+    new base lr. Nothing changes when nothing was changed.
+    """
+    if isinstance(scheduler, LambdaLR):
+        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+        for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+            group["initial_lr"] = lr
+            group["lr"] = lr * factor(scheduler.last_epoch)
+    elif isinstance(scheduler, StepLR):
+        if scheduler.step_size == lr_decay_iters and all(base == lr for base in scheduler.base_lrs):
+            return
+        scheduler.step_size = lr_decay_iters
+        scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr
+            group["lr"] = lr * scheduler.gamma ** (scheduler.last_epoch // lr_decay_iters)
+    elif isinstance(scheduler, ReduceLROnPlateau):
+        for group in optimizer.param_groups:
+            base = group.setdefault("initial_lr", lr)  # absent: a checkpoint older than this rule
+            if base != lr:
+                group["lr"] *= lr / base
+                group["initial_lr"] = lr
+    else:
+        raise TypeError(f"unknown scheduler {type(scheduler).__name__}")
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

@@ -26,6 +26,8 @@ from util.fileio import atomic_write_text
 
 __all__ = [
     "ARCHITECTURE_KEYS",
+    "FIXED_ON_RESUME",
+    "NOT_RESUMED",
     "Options",
     "evaluation_options",
     "format_options",
@@ -129,6 +131,8 @@ def _load_yaml(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
 def _base_parser(is_train: bool, prog: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
+        # one short line above an error, so the error is what a user sees (--help lists all)
+        usage="%(prog)s [options]; %(prog)s --help lists them",
         allow_abbrev=False,  # "--continue" must not silently mean --continue_train
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Train a model." if is_train else "Translate held-out images with a trained model.",
@@ -185,6 +189,30 @@ def _coerce(parser: argparse.ArgumentParser, action: argparse.Action, key: str, 
         )
     return value
 
+
+# What a checkpoint is made of: the networks' architecture, which folders are the domains, the
+# seed every random stream derives from, the kind of LR scheduler and the image pools' size. A
+# resumed run cannot honour a change of these, so ``--continue_train`` refuses one (the rest,
+# --lr, --beta1, the schedule's lengths, the loss weights, the data options, are honoured).
+FIXED_ON_RESUME = (
+    "model",
+    "netG",
+    "netD",
+    "ngf",
+    "ndf",
+    "n_layers_D",
+    "norm",
+    "no_dropout",
+    "init_type",
+    "init_gain",
+    "input_nc",
+    "output_nc",
+    "dataset_mode",
+    "direction",
+    "seed",
+    "lr_policy",
+    "pool_size",
+)
 
 # Per-invocation settings that a resumed run does not take from the run it resumes.
 NOT_RESUMED = (
@@ -322,13 +350,25 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
             f"--epoch_count {values['epoch_count']} is past the last epoch, n_epochs + n_epochs_decay = "
             f"{values['n_epochs'] + values['n_epochs_decay']}"
         )
+    if is_train:
+        if not values["lr"] > 0:  # also refuses nan
+            raise UserError(f"--lr must be positive, got {values['lr']}")
+        if not 0 <= values["beta1"] < 1:
+            raise UserError(f"--beta1 must be in [0, 1), got {values['beta1']}")
+    elif not values["aspect_ratio"] > 0:
+        raise UserError(f"--aspect_ratio must be positive, got {values['aspect_ratio']}")
+    if values["n_layers_D"] < 1:
+        raise UserError(f"--n_layers_D must be at least 1, got {values['n_layers_D']}")
     if is_train and values["netD"] != "pixel":
         # a PatchGAN's strided 4x4 convs leave 1 pixel for its last norm layer below this size
         layers = 3 if values["netD"] == "basic" else values["n_layers_D"]
         smallest = 3 * 2**layers
-        if values["crop_size"] < smallest and values["preprocess"] != "none":
+        side = smallest_training_side(values["preprocess"], values["load_size"], values["crop_size"])
+        if side is not None and side < smallest:
+            what = "--crop_size" if side == values["crop_size"] else "--load_size"
             raise UserError(
-                f"--netD {values['netD']} needs --crop_size of at least {smallest}, got {values['crop_size']}"
+                f"--netD {values['netD']} needs training images of at least {smallest}x{smallest}: "
+                f"--preprocess {values['preprocess']} gives sides down to {side} ({what} {side})"
             )
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
@@ -341,6 +381,17 @@ def _resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict
     if values["preprocess"] in ("resize_and_crop", "crop", "scale_width_and_crop") and values["crop_size"] % multiple:
         raise UserError(f"--netG {values['netG']} needs --crop_size divisible by {multiple}, got {values['crop_size']}")
     return values
+
+
+def smallest_training_side(preprocess: str, load_size: int, crop_size: int) -> int | None:
+    """The shortest side a training image can have after ``preprocess``; None when it depends on
+    the files (``none``). scale_width makes the width ``load_size`` and keeps the height at least
+    ``crop_size``."""
+    if preprocess == "none":
+        return None
+    if preprocess == "scale_width":
+        return min(load_size, crop_size)
+    return crop_size
 
 
 # Options an evaluation during training takes from test.py's defaults rather than from the run:

@@ -110,7 +110,13 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
     g.add_argument("--num_threads", type=int, default=4, help="data-loading worker processes")
     g.add_argument("--batch_size", type=int, default=1, help="input batch size")
-    g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
+    g.add_argument(
+        "--load_size",
+        type=int,
+        default=286,
+        help="scale images to this size (test.py, unless given: --crop_size for resize_and_crop, so whole images "
+        "are translated at the trained size; the training run's load_size for the other modes)",
+    )
     g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
     g.add_argument(
         "--max_dataset_size", type=int_or_inf, default=float("inf"), help="at most this many images per folder"
@@ -153,6 +159,13 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--save_epoch_freq", type=int, default=5, help="save a checkpoint every N epochs")
     g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
     g.add_argument(
+        "--full_checkpoints",
+        action="store_true",
+        help="epoch and iter_<n> checkpoints carry the full training state (optimizers, image pools) like "
+        "latest.pth, so --continue_train --epoch N resumes exactly from any of them (about 3.7x the disk); "
+        "without it they hold the weights and the position, like the reference's files",
+    )
+    g.add_argument(
         "--continue_train",
         action="store_true",
         help="resume from the --epoch checkpoint exactly: weights, optimizers, schedulers, pools, RNG",
@@ -193,7 +206,8 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
         "--test_batch_size",
         type=int,
         default=8,
-        help="images per forward pass at test time (outputs equal batch-1 outputs)",
+        help="images per forward pass at test time; outputs equal batch-1 outputs (a model with batch norm "
+        "or dropout in train mode, i.e. without --eval, runs one image at a time)",
     )
     parser.set_defaults(phase="test", num_threads=0)
     add_metric_options(parser, is_train=False)
