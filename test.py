@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.base_dataset import preprocess_from_options
 from models import create_model
 from options import Options, format_options, gpu_ids, parse_options
 from util.errors import UserError, one_line
@@ -52,7 +53,7 @@ def run(opt: Options) -> int:
     if opt.dry_run:
         print("dry run: nothing translated")
         return 0
-    device = select_device(gpu_ids(opt.gpu_ids))
+    device = select_device(gpu_ids(opt.gpu_ids), preprocess_from_options(opt, train=False).fixed_size)
     seed_everything(opt.seed)
     model = create_model(opt, device)
     # Like the reference, test in train mode unless --eval (it matters for batch norm and dropout).

@@ -32,7 +32,7 @@ def bench(crop: int, extra: list[str], iters: int, warmup: int) -> dict[str, flo
         opt = parse_options(
             ["--dataroot", root, "--crop_size", str(crop), "--load_size", str(crop), "--seed", "0", *extra]
         )
-    device = select_device(gpu_ids(opt.gpu_ids))
+    device = select_device(gpu_ids(opt.gpu_ids), fixed_input_size=True)  # random batches of one size
     model = create_model(opt, device)
     model.train()
     batch = {

@@ -15,7 +15,7 @@ from data.sampler import EpochSampler
 from data.single_dataset import SingleDataset
 from data.transforms import Preprocess, sample_rng
 from options import parse_options
-from tests.conftest import write_images
+from tests.conftest import TINY, write_images
 from util.errors import UserError
 
 
@@ -99,13 +99,34 @@ def test_preprocess_modes(mode: str, size: tuple[int, int], expected: tuple[int,
 
 
 def test_flip_and_crop_follow_the_sample_rng() -> None:
-    img = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
-    pre = Preprocess(mode="resize_and_crop", load_size=64, crop_size=32, flip=True)
-    outs = [pre(img, sample_rng(0, 0, i)) for i in range(8)]
-    assert torch.equal(outs[0], pre(img, sample_rng(0, 0, 0)))  # same seed, same result
-    assert len({o.sum().item() for o in outs}) > 4  # different positions / flips
+    """Each output is the crop at the sampled position, mirrored exactly when the sampled flip
+    says so (pixels compared: a sum cannot see a flip)."""
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # no symmetry: a flip moves pixels
+    img = Image.fromarray(array)
+    pre = Preprocess(mode="crop", load_size=64, crop_size=32, flip=True)
+    flips, positions = [], set()
+    for i in range(16):
+        (x, y), flip = pre.sample(64, 64, sample_rng(0, 0, i))
+        expected = array[y : y + 32, x : x + 32]
+        expected = expected[:, ::-1] if flip else expected
+        expected = torch.from_numpy(np.ascontiguousarray(expected).transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
+        out = pre(img, sample_rng(0, 0, i))
+        assert torch.equal(out, expected), i
+        assert torch.equal(out, pre(img, sample_rng(0, 0, i)))  # same stream, same result
+        flips.append(flip)
+        positions.add((x, y))
+    assert any(flips) and not all(flips) and len(positions) > 8
+    no_flip = Preprocess(mode="crop", load_size=64, crop_size=32, flip=False)
+    assert not any(no_flip.sample(64, 64, sample_rng(0, 0, i))[1] for i in range(16))
     test_pre = Preprocess(mode="resize_and_crop", load_size=64, crop_size=32, flip=False, random_crop=False)
     assert torch.equal(test_pre(img, sample_rng(0, 0, 1)), test_pre(img, sample_rng(9, 9, 9)))  # deterministic
+    assert torch.equal(test_pre(img, sample_rng(0, 0, 1)), pre_centre(array))
+
+
+def pre_centre(array: np.ndarray) -> torch.Tensor:
+    centre = array[16:48, 16:48]
+    return torch.from_numpy(np.ascontiguousarray(centre).transpose(2, 0, 1).astype(np.float32) / 127.5 - 1)
 
 
 def test_unaligned_pairs_and_reproducibility(tiny_dataset: Path) -> None:
@@ -166,3 +187,55 @@ def test_sampler_order_is_seeded_and_resumable() -> None:
     sampler.set_epoch(3)
     assert list(sampler) != full
     assert list(EpochSampler(5, shuffle=False, seed=0)) == [0, 1, 2, 3, 4]
+
+
+def test_every_random_stream_of_a_run_is_distinct(tiny_dataset: Path) -> None:
+    """Epoch shuffles, image pools, the loader and the global generator never share a stream,
+    whatever the seed: with ``seed + k`` offsets, seed 0's first epochs shuffled with the pools'."""
+    from data import create_train_loader
+    from models import create_model
+
+    for seed in (0, 1, 2, 1_000_003):
+        opt = parse_options(["--dataroot", str(tiny_dataset), "--seed", str(seed), *TINY])
+        model = create_model(opt, torch.device("cpu"))
+        loader, sampler = create_train_loader(create_dataset(opt), opt, torch.device("cpu"))
+        seeds = {"global": seed, "loader": loader.generator.initial_seed()}
+        seeds.update({f"pool {side}": pool.generator.initial_seed() for side, pool in model.pools.items()})
+        for epoch in range(1, 201):
+            sampler.set_epoch(epoch)
+            seeds[f"shuffle {epoch}"] = sampler.generator().initial_seed()
+        assert len(set(seeds.values())) == len(seeds), seed
+    # per-sample augmentation streams differ between samples and epochs too
+    draws = {(epoch, index): sample_rng(0, epoch, index).random() for epoch in range(3) for index in range(50)}
+    assert len(set(draws.values())) == len(draws)
+
+
+def test_training_testing_and_metrics_list_and_decode_images_alike(tmp_path: Path) -> None:
+    """One decoder: the FID/KID real images are the files training reads (.ppm/.pgm included,
+    sub-folders included) with the same pixels (EXIF orientation applied, alpha on white)."""
+    from metrics.features import list_images as metric_images
+    from metrics.features import load_image as metric_load
+
+    folder = tmp_path / "testB"
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)).save(folder / "a.ppm")
+    Image.fromarray(rng.integers(0, 256, (6, 10), dtype=np.uint8)).save(folder / "b.pgm")
+    rgba = rng.integers(0, 256, (6, 10, 4), dtype=np.uint8)
+    rgba[..., 3] = 0  # fully transparent: white, not black
+    Image.fromarray(rgba, "RGBA").save(folder / "c.png")
+    rotated = Image.fromarray(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    rotated.save(folder / "d.jpg", exif=exif, quality=100)
+    (folder / "sub").mkdir()
+    write_images(folder / "sub", 1)
+
+    listed = make_dataset(folder)
+    assert [p.relative_to(folder).as_posix() for p in listed] == ["a.ppm", "b.pgm", "c.png", "d.jpg", "sub/0000.png"]
+    assert metric_images(folder) == listed
+    for path in listed:
+        expected = torch.from_numpy(np.asarray(load_image(path), dtype=np.float32).transpose(2, 0, 1) / 255)
+        assert torch.equal(metric_load(path), expected), path.name
+    assert metric_load(folder / "c.png").min() == 1.0  # transparent is white
+    assert tuple(metric_load(folder / "d.jpg").shape) == (3, 10, 6)  # shown upright: 6 wide, 10 high

@@ -16,6 +16,23 @@ def write_yaml(path: Path, values: dict) -> Path:
     return path
 
 
+USAGE = "usage: train.py [options]; train.py --help lists them"
+
+
+def option_error(capsys, argv: list[str], is_train: bool = True) -> str:
+    """The message of an option error, after checking that it is what a user sees: exit status 2,
+    the one short usage line, then one ``train.py: error:`` line, nothing else."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        parse_options(argv, is_train=is_train, prog="train.py")
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and lines[0] == USAGE, lines
+    prefix = "train.py: error: "
+    assert lines[1].startswith(prefix), lines
+    return lines[1][len(prefix) :]
+
+
 def test_precedence_code_hook_yaml_cli(tiny_dataset: Path, tmp_path: Path) -> None:
     root = str(tiny_dataset)
     plain = parse_options(["--dataroot", root])
@@ -41,28 +58,26 @@ def test_yaml_can_set_dataroot_and_model_hook_options(tiny_dataset: Path, tmp_pa
 
 def test_unknown_yaml_key_is_an_error_listing_valid_keys(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
     config = write_yaml(tmp_path / "c.yaml", {"lr": 0.1, "learning_rate": 0.1})
-    with pytest.raises(SystemExit) as exc:
-        parse_options(["--dataroot", str(tiny_dataset), "--config", str(config)])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "unknown key(s)" in err and "learning_rate" in err and "Valid keys:" in err and "lambda_identity" in err
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--config", str(config)])
+    head, _, valid = message.partition(". Valid keys: ")
+    assert head == f"unknown key(s) in {config}: learning_rate"
+    keys = valid.split(", ")
+    assert {"lr", "lambda_identity", "results_dir", "eval_freq"} <= set(keys) and "learning_rate" not in keys
 
 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"n_epochs": "many"}, "n_epochs"),
-        ({"n_epochs": 2.5}, "must be an integer"),
-        ({"no_flip": "yes"}, "true or false"),
-        ({"netG": "resnet_99blocks"}, "invalid choice"),
-        ({"lr": True}, "must be a number"),
+        ({"n_epochs": "many"}, "config key 'n_epochs': invalid literal for int() with base 10: 'many'"),
+        ({"n_epochs": 2.5}, "config key 'n_epochs' must be an integer, got 2.5"),
+        ({"no_flip": "yes"}, "config key 'no_flip' must be true or false, got 'yes'"),
+        ({"netG": "resnet_99blocks"}, "config key 'netG': invalid choice 'resnet_99blocks' (choose from "),
+        ({"lr": True}, "config key 'lr' must be a number, got True"),
     ],
 )
 def test_yaml_values_are_type_checked(tiny_dataset: Path, tmp_path: Path, capsys, values: dict, message: str) -> None:
     config = write_yaml(tmp_path / "c.yaml", values)
-    with pytest.raises(SystemExit):
-        parse_options(["--dataroot", str(tiny_dataset), "--config", str(config)])
-    assert message in capsys.readouterr().err
+    assert option_error(capsys, ["--dataroot", str(tiny_dataset), "--config", str(config)]).startswith(message)
 
 
 def test_yaml_shared_with_test_py_accepts_train_only_keys(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -98,51 +113,73 @@ def test_bare_dataset_name_is_found_under_datasets(tiny_dataset: Path, monkeypat
 
 def test_missing_dataroot_names_expected_folders_and_download(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exc:
-        parse_options(["--dataroot", "./datasets/horse2zebra"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "trainA/ and trainB/" in err and "bash scripts/download_cyclegan_dataset.sh horse2zebra" in err
-    with pytest.raises(SystemExit):
-        parse_options(["--dataroot", "photo2vangogh"])
-    err = capsys.readouterr().err
-    assert "vangogh2photo" in err and "--direction BtoA" in err
-    with pytest.raises(SystemExit):
-        parse_options([])
-    assert "--dataroot is required" in capsys.readouterr().err
+    message = option_error(capsys, ["--dataroot", "./datasets/horse2zebra"])
+    assert message.startswith("--dataroot ./datasets/horse2zebra does not exist")
+    assert "trainA/ and trainB/" in message and "bash scripts/download_cyclegan_dataset.sh horse2zebra" in message
+    message = option_error(capsys, ["--dataroot", "photo2vangogh"])
+    assert "vangogh2photo" in message and "--direction BtoA" in message
+    assert option_error(capsys, []) == "--dataroot is required (a dataset folder, or set it in --config)"
 
 
 def test_unknown_model_lists_the_registered_names(tiny_dataset: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        parse_options(["--dataroot", str(tiny_dataset), "--model", "cyclegan"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert "invalid choice: 'cyclegan'" in err and "cycle_gan" in err and "template" in err
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--model", "cyclegan"])
+    assert message == "argument --model: invalid choice: 'cyclegan' (choose from 'cycle_gan', 'template', 'test')"
 
 
 def test_crop_checks(tiny_dataset: Path, capsys) -> None:
-    with pytest.raises(SystemExit):
-        parse_options(["--dataroot", str(tiny_dataset), "--crop_size", "300"])
-    assert "larger than --load_size" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parse_options(
-            ["--dataroot", str(tiny_dataset), "--netG", "unet_256", "--crop_size", "200", "--load_size", "286"]
-        )
-    assert "divisible by 256" in capsys.readouterr().err
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--crop_size", "300"])
+    assert message == "--crop_size 300 is larger than --load_size 286"
+    argv = ["--dataroot", str(tiny_dataset), "--netG", "unet_256", "--crop_size", "200", "--load_size", "286"]
+    assert option_error(capsys, argv) == "--netG unet_256 needs --crop_size divisible by 256, got 200"
+
+
+def test_patchgan_minimum_size_follows_the_preprocessing(tiny_dataset: Path, capsys) -> None:
+    root = ["--dataroot", str(tiny_dataset)]
+    message = option_error(capsys, [*root, "--crop_size", "16", "--load_size", "20"])
+    assert message == (
+        "--netD basic needs training images of at least 24x24: --preprocess resize_and_crop gives sides down "
+        "to 16 (--crop_size 16)"
+    )
+    # scale_width: the width is load_size (the height is at least crop_size), so load_size counts
+    scale = [*root, "--preprocess", "scale_width", "--crop_size", "32"]
+    message = option_error(capsys, [*scale, "--load_size", "16"])
+    assert message.endswith("--preprocess scale_width gives sides down to 16 (--load_size 16)")
+    assert parse_options([*scale, "--load_size", "24"]).load_size == 24
+    # the n_layers discriminator's minimum grows with its depth; none: the files decide
+    message = option_error(capsys, [*root, "--netD", "n_layers", "--n_layers_D", "4", "--crop_size", "32"])
+    assert message.startswith("--netD n_layers needs training images of at least 48x48")
+    assert parse_options([*root, "--preprocess", "none", "--crop_size", "8", "--load_size", "8"]).crop_size == 8
+
+
+@pytest.mark.parametrize(
+    ("argv", "is_train", "message"),
+    [
+        (["--lr", "0"], True, "--lr must be positive, got 0.0"),
+        (["--lr=-1e-4"], True, "--lr must be positive, got -0.0001"),
+        (["--lr", "nan"], True, "--lr must be positive, got nan"),
+        (["--beta1", "1"], True, "--beta1 must be in [0, 1), got 1.0"),
+        (["--beta1", "-0.1"], True, "--beta1 must be in [0, 1), got -0.1"),
+        (["--n_layers_D", "0"], True, "--n_layers_D must be at least 1, got 0"),
+        (["--aspect_ratio", "0"], False, "--aspect_ratio must be positive, got 0.0"),
+        (["--aspect_ratio=-2"], False, "--aspect_ratio must be positive, got -2.0"),
+    ],
+)
+def test_values_out_of_range_are_one_line_errors(
+    tiny_dataset: Path, capsys, argv: list[str], is_train: bool, message: str
+) -> None:
+    assert option_error(capsys, ["--dataroot", str(tiny_dataset), *argv], is_train=is_train) == message
 
 
 def test_counts_and_frequencies_are_range_checked(tiny_dataset: Path, capsys) -> None:
-    with pytest.raises(SystemExit):
-        parse_options(["--dataroot", str(tiny_dataset), "--print_freq", "0"])
-    assert "--print_freq must be at least 1, got 0" in capsys.readouterr().err
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--print_freq", "0"])
+    assert message == "--print_freq must be at least 1, got 0"
     assert parse_options(["--dataroot", str(tiny_dataset), "--n_epochs_decay", "0"]).n_epochs_decay == 0
+    assert parse_options(["--dataroot", str(tiny_dataset), "--beta1", "0"]).beta1 == 0.0
 
 
 def test_abbreviated_flags_are_refused(tiny_dataset: Path, capsys) -> None:
     # argparse would take --continue for --continue_train, bypassing the run's opt.yaml
-    with pytest.raises(SystemExit):
-        parse_options(["--dataroot", str(tiny_dataset), "--continue"])
-    assert "unrecognized arguments: --continue" in capsys.readouterr().err
+    assert option_error(capsys, ["--dataroot", str(tiny_dataset), "--continue"]) == "unrecognized arguments: --continue"
 
 
 def test_help_shows_model_options(capsys) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import test as test_script
@@ -222,6 +223,27 @@ def test_batched_inference_equals_batch_one(tiny_dataset: Path, tmp_path: Path) 
     assert worst <= 1  # float summation order may move a value across a rounding boundary
 
 
+def test_batched_inference_equals_batch_one_with_dropout_in_train_mode(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Dropout in train mode draws a mask per image: batching would draw them in another order,
+    so such a model translates one image at a time and --test_batch_size changes nothing."""
+    write_images(tiny_dataset / "testA", 5, seed=6)
+    config = tmp_path / "dropout.yaml"
+    config.write_text("no_dropout: false\n")  # cycle_gan turns dropout off by default
+    args = [*run_args(tiny_dataset, tmp_path), "--config", str(config), "--max_iters", "1", "--seed", "6"]
+    assert train.main(args) == 0
+    for batch in ("1", "4"):
+        test_args = [*eval_args(tiny_dataset, tmp_path, results=f"b{batch}"), "--test_batch_size", batch]
+        assert test_script.main([*test_args, "--seed", "3"]) == 0
+    one = sorted((tmp_path / "b1/run/test_latest/images").glob("*_fake_B.png"))
+    four = sorted((tmp_path / "b4/run/test_latest/images").glob("*_fake_B.png"))
+    assert len(one) == 5 and all(torch.equal(read_png(a), read_png(b)) for a, b in zip(one, four, strict=True))
+    # dropout is really on: a second run with another seed translates differently
+    again = [*eval_args(tiny_dataset, tmp_path, results="b1s"), "--test_batch_size", "1", "--seed", "4"]
+    assert test_script.main(again) == 0
+    other = sorted((tmp_path / "b1s/run/test_latest/images").glob("*_fake_B.png"))
+    assert any(not torch.equal(read_png(a), read_png(b)) for a, b in zip(one, other, strict=True))
+
+
 def cli(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, script, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
@@ -397,3 +419,152 @@ def test_demo_ground_truth_is_scored_and_epoch_picks_the_checkpoint(tmp_path: Pa
     assert {"0000_gt_B.png", "0000_gt_A.png"} <= images
     page = (tmp_path / "res/d/test_1/index.html").read_text()
     assert "Translation vs ground truth" in page and "0002_gt_B" in page
+
+
+def test_resume_honours_a_changed_lr_and_schedule(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    """--continue_train --lr X trains at X from there on (the reference honours --lr), and the
+    schedule's lengths follow the new options; opt.yaml and the checkpoint record what was used."""
+    args = [*run_args(tiny_dataset, tmp_path), *"--n_epochs 2 --n_epochs_decay 2 --seed 2".split()]
+    assert train.main([*args, "--max_iters", "4"]) == 0  # mid epoch 2 (3 iterations per epoch)
+    capsys.readouterr()
+    assert train.main([*args, "--continue_train", "--lr", "1e-4", "--max_iters", "7"]) == 0
+    assert "note: resuming with changed options: --lr 0.0001 (was 0.0002)" in capsys.readouterr().out
+    state = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    assert state["total_iters"] == 7 and state["epoch"] == 3  # in epoch 3: factor 1 - (3 - 2) / 3
+    for name in ("G", "D"):
+        assert state["optimizers"][name]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 2 / 3, rel=1e-12)
+        assert state["schedulers"][name]["base_lrs"] == [1e-4]
+    records = [json.loads(x) for x in (tmp_path / "ck/run/loss_log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records if r["kind"] == "train" and r["total_iters"] == 6] == [pytest.approx(1e-4)]
+    assert state["options"]["lr"] == 1e-4 and yaml.safe_load((tmp_path / "ck/run/opt.yaml").read_text())["lr"] == 1e-4
+
+    # the step policy keeps its step size in its state: a new --lr_decay_iters must still win
+    step = [*run_args(tiny_dataset, tmp_path, "step"), *"--lr_policy step --seed 2".split()]
+    assert train.main([*step, "--lr_decay_iters", "1", "--max_iters", "4"]) == 0
+    assert load_checkpoint(tmp_path / "ck/step/latest.pth")["optimizers"]["G"]["param_groups"][0]["lr"] == (
+        pytest.approx(2e-5)
+    )
+    assert train.main([*step, "--lr_decay_iters", "2", "--continue_train", "--max_iters", "7"]) == 0
+    state = load_checkpoint(tmp_path / "ck/step/latest.pth")
+    assert state["schedulers"]["G"]["step_size"] == 2
+    assert state["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(2e-5)  # 2e-4 * 0.1^(2 // 2)
+    records = [json.loads(x) for x in (tmp_path / "ck/step/loss_log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in records if r["kind"] == "train" and r["total_iters"] == 6] == [pytest.approx(2e-4)]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "saved"),
+    [("lr_policy", "cosine", "linear"), ("ngf", "16", "8"), ("seed", "5", "2"), ("pool_size", "3", "50")],
+)
+def test_resume_refuses_a_change_it_cannot_honour(
+    tiny_dataset: Path, tmp_path: Path, capsys, flag: str, value: str, saved: str
+) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), "--seed", "2"]
+    assert train.main([*args, "--max_iters", "2"]) == 0
+    latest = tmp_path / "ck/run/latest.pth"
+    before = latest.read_bytes()
+    capsys.readouterr()
+    i = args.index(f"--{flag}") if f"--{flag}" in args else len(args)
+    changed = [*args[:i], *args[i + 2 :], f"--{flag}", value]
+    assert train.main([*changed, "--continue_train", "--max_iters", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"train.py: error: --continue_train cannot change --{flag} {value} (the checkpoint's: {saved}): it is part "
+        "of what the checkpoint holds; drop the flag, or start a new run with another --name"
+    ]
+    assert latest.read_bytes() == before  # nothing was written
+
+
+def test_aspect_ratio_shapes_results_and_ground_truth_as_the_reference(tmp_path: Path) -> None:
+    """The reference's --aspect_ratio: above 1 the saved height grows by it, below 1 the width
+    grows by its inverse; the ground truth is shaped alike, so paired metrics still compare."""
+    from scripts.make_demo_dataset import make_dataset
+
+    root = tmp_path / "demo"
+    make_dataset(root, seed=0, size=32, n_train=2, n_test=2, force=False)
+    args = ["--dataroot", str(root), "--name", "d", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+    assert train.main([*args, "--max_iters", "1", "--seed", "0", "--load_size", "32"]) == 0
+    plain = tmp_path / "res/d/test_latest"
+    assert test_script.main(eval_args(root, tmp_path, name="d")) == 0
+    base = json.loads((plain / "metrics.json").read_text())
+    for ratio, size, results in ((2.0, (32, 64), "tall"), (0.5, (64, 32), "wide")):
+        assert (
+            test_script.main([*eval_args(root, tmp_path, name="d", results=results), "--aspect_ratio", str(ratio)]) == 0
+        )
+        images = tmp_path / results / "d/test_latest/images"
+        for name in ("0000_real_A.png", "0000_fake_B.png", "0000_gt_B.png", "0001_rec_B.png", "0001_gt_A.png"):
+            with Image.open(images / name) as img:
+                assert img.size == size, (name, img.size)  # (width, height)
+        expected = Image.open(plain / "images/0000_fake_B.png").resize(size, Image.BICUBIC)
+        assert torch.equal(read_png(images / "0000_fake_B.png"), read_png_image(expected))
+        report = json.loads((tmp_path / results / "d/test_latest/metrics.json").read_text())
+        # stretched alike, translation and truth still agree about as well as unstretched
+        assert report["A"]["fake_B"]["l1"] == pytest.approx(base["A"]["fake_B"]["l1"], abs=0.02)
+
+
+def read_png_image(img: Image.Image) -> torch.Tensor:
+    import numpy as np
+
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.int16))
+
+
+def test_epoch_checkpoints_are_lean_and_full_checkpoints_resume_exactly(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Epoch files hold weights, schedule and position (about the reference's size); latest.pth
+    holds the full state. With --full_checkpoints an older epoch resumes exactly."""
+    import io
+
+    common = "--n_epochs 1 --n_epochs_decay 1 --save_epoch_freq 1 --pool_size 2 --seed 4".split()
+    assert train.main([*run_args(tiny_dataset, tmp_path), *common]) == 0
+    run_dir = tmp_path / "ck/run"
+    epoch, latest = load_checkpoint(run_dir / "1.pth"), load_checkpoint(run_dir / "latest.pth")
+    assert "optimizers" not in epoch and "pools" not in epoch
+    assert {"optimizers", "pools"} <= set(latest)
+    nets_only = io.BytesIO()
+    torch.save(epoch["nets"], nets_only)
+    size = (run_dir / "1.pth").stat().st_size
+    assert size < 1.05 * nets_only.getbuffer().nbytes + 20_000  # the weights, plus a few KB of position
+    assert (run_dir / "latest.pth").stat().st_size > 2.5 * size  # Adam's two moments, the pools
+
+    # --full_checkpoints: resume from epoch 1 of a finished run and land exactly where it ended
+    full = [*run_args(tiny_dataset, tmp_path, "full"), *common, "--full_checkpoints"]
+    assert train.main(full) == 0
+    assert {"optimizers", "pools"} <= set(load_checkpoint(tmp_path / "ck/full/1.pth"))
+    end = load_checkpoint(tmp_path / "ck/full/latest.pth")
+    (tmp_path / "ck/full/latest.pth").unlink()
+    assert train.main([*full, "--continue_train", "--epoch", "1"]) == 0
+    again = load_checkpoint(tmp_path / "ck/full/latest.pth")
+    for part in ("nets", "optimizers", "schedulers", "pools", "rng"):
+        assert_same_state(end[part], again[part], part)
+
+
+def test_resume_from_a_lean_epoch_checkpoint_keeps_the_schedule(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    args = [*run_args(tiny_dataset, tmp_path), *"--n_epochs 1 --n_epochs_decay 2 --save_epoch_freq 1 --seed 4".split()]
+    assert train.main([*args, "--max_iters", "6"]) == 0
+    capsys.readouterr()
+    assert train.main([*args, "--continue_train", "--epoch", "2", "--max_iters", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "2.pth holds weights, schedule and position only: optimizer moments and image pools start afresh" in out
+    state = load_checkpoint(tmp_path / "ck/run/latest.pth")
+    assert (state["epoch"], state["total_iters"]) == (3, 7)
+    # epoch 3 of 1 + 2: factor 1 - (3 - 1) / 3, although the optimizers were rebuilt at the base lr
+    assert state["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 3)
+    assert int(state["optimizers"]["G"]["state"][0]["step"]) == 1  # fresh moments: one step since the resume
+
+
+def test_cudnn_autotuning_only_for_fixed_input_sizes(tiny_dataset: Path, tmp_path: Path) -> None:
+    """cuDNN's benchmark mode re-tunes for every new shape: on only when every batch has one size."""
+    previous = torch.backends.cudnn.benchmark
+    try:
+        for preprocess, fixed in (("scale_width", False), ("none", False), ("resize_and_crop", True), ("crop", True)):
+            torch.backends.cudnn.benchmark = not fixed
+            args = [*run_args(tiny_dataset, tmp_path, preprocess), "--preprocess", preprocess, "--dry_run"]
+            assert train.main(args) == 0
+            assert torch.backends.cudnn.benchmark is fixed, preprocess
+        # test time: scale_width_and_crop translates whole images (scale_width), so sizes vary
+        assert train.main([*run_args(tiny_dataset, tmp_path, "swc"), "--preprocess", "scale_width_and_crop",
+                           "--max_iters", "1", "--seed", "0"]) == 0  # fmt: skip
+        assert torch.backends.cudnn.benchmark is True
+        assert test_script.main([*eval_args(tiny_dataset, tmp_path, name="swc"), "--num_test", "1"]) == 0
+        assert torch.backends.cudnn.benchmark is False
+    finally:
+        torch.backends.cudnn.benchmark = previous

@@ -273,7 +273,8 @@ def translate_and_score(
         compared: dict[str, list[tuple[Path, Path]]] = {}  # label -> (result file, ground-truth file)
         for row in rows:
             stem, files = row.stem, row.files
-            gt_file = save_ground_truth(gt_folder, row.relative, dataset, out_dir / "images" / f"{stem}_{gt_label}.png")
+            gt_path = out_dir / "images" / f"{stem}_{gt_label}.png"
+            gt_file = save_ground_truth(gt_folder, row.relative, dataset, gt_path, opt.aspect_ratio)
             if gt_file is not None:
                 input_label = next(iter(files))  # the do-nothing baseline
                 for label in (translated_label, input_label):
@@ -379,11 +380,15 @@ def translate_folder(
     model: BaseModel, side: str, dataset: SingleDataset, opt: Options, out_dir: Path
 ) -> list[Translated]:
     """Translate the images of ``dataset`` and save every output."""
-    # Batch statistics would mix images: batch-norm in train mode runs one image at a time.
-    uses_batch_stats = not opt.eval and any(
-        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for net in model.nets.values() for m in net.modules()
+    # In train mode (the default, as the reference tests) batch norm's statistics would mix the
+    # images of a batch, and dropout would draw its masks in another order: either way batching
+    # would change the outputs, so such a model translates one image at a time.
+    batch_dependent = not opt.eval and any(
+        isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd))
+        for net in model.nets.values()
+        for m in net.modules()
     )
-    batch_size = 1 if uses_batch_stats else opt.test_batch_size
+    batch_size = 1 if batch_dependent else opt.test_batch_size
     count = int(min(len(dataset), opt.num_test))
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
@@ -406,15 +411,20 @@ def translate_folder(
 
 
 def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
+    """Save one output as PNG, shaped by ``--aspect_ratio`` as the reference does it: above 1 the
+    height is multiplied by it, below 1 the width is divided by it (bicubic). (The reference
+    also swaps width and height on non-square outputs; here the other side is kept.)"""
     array = tensor_to_uint8(image)
-    if aspect_ratio != 1.0:  # as the reference: stretch the width or the height
+    if aspect_ratio != 1.0:
         h, w = array.shape[:2]
-        size = (int(w * aspect_ratio), h) if aspect_ratio > 1 else (w, int(h / aspect_ratio))
+        size = (w, int(h * aspect_ratio)) if aspect_ratio > 1 else (int(w / aspect_ratio), h)
         array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
     return save_image(array, path)
 
 
-def save_ground_truth(gt_folder: Path, relative: Path, dataset: SingleDataset, path: Path) -> Path | None:
+def save_ground_truth(
+    gt_folder: Path, relative: Path, dataset: SingleDataset, path: Path, aspect_ratio: float = 1.0
+) -> Path | None:
     """The ground-truth image of the input at ``relative`` (its path in its folder, without
     suffix; any image extension), preprocessed exactly like the inputs (test-time preprocessing
     is deterministic) and saved next to the results, so metrics compare like with like. None
@@ -426,7 +436,7 @@ def save_ground_truth(gt_folder: Path, relative: Path, dataset: SingleDataset, p
     if not candidates:
         return None
     image = dataset.preprocess(load_image(candidates[0], 3), sample_rng(0, 0, 0))
-    return save_image(image, path)
+    return save_result(image, path, aspect_ratio)  # shaped like the translations it is compared with
 
 
 # ---- during training ------------------------------------------------------------------------------

@@ -15,8 +15,15 @@ import torch
 from util.errors import UserError
 
 
-def select_device(gpu_ids: list[int]) -> torch.device:
-    """The device for this process: the first GPU of ``gpu_ids``, or the CPU."""
+def select_device(gpu_ids: list[int], fixed_input_size: bool) -> torch.device:
+    """The device for this process: the first GPU of ``gpu_ids``, or the CPU.
+
+    ``fixed_input_size``: every batch has the same shape (a cropping ``--preprocess``). Only then
+    does cuDNN's autotuner pay off; with varying sizes (scale_width, none) it would tune again
+    for every new shape, which is slower than not tuning."""
+    # fastest convolution algorithms; they are not deterministic, so GPU runs are reproducible
+    # statistically but not bit for bit (CPU runs are)
+    torch.backends.cudnn.benchmark = fixed_input_size
     if not gpu_ids:
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -28,9 +35,6 @@ def select_device(gpu_ids: list[int]) -> torch.device:
         raise UserError(f"--gpu_ids {gpu_ids[0]}: only {torch.cuda.device_count()} CUDA device(s) visible")
     device = torch.device(f"cuda:{gpu_ids[0]}")
     torch.cuda.set_device(device)  # so nothing (pinned-memory thread, new tensors) lands on cuda:0
-    # fastest convolution algorithms; they are not deterministic, so GPU runs are reproducible
-    # statistically but not bit for bit (CPU runs are)
-    torch.backends.cudnn.benchmark = True
     return device
 
 
