@@ -7,10 +7,13 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from util.html_display import HTMLBackend, image_filename
+from util.image import tensor_to_uint8
 
 LABELS = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
 
@@ -27,12 +30,14 @@ def test_image_filename():
 def test_page_lists_steps_newest_first(tmp_path: Path):
     backend = HTMLBackend(tmp_path / "web", run_name="run", update_html_freq=1)
     for epoch, it in [(1, 400), (1, 800), (2, 1200)]:
-        backend.display(epoch, it, visuals())
+        shown = visuals()
+        backend.display(epoch, it, shown)
     html = (tmp_path / "web" / "index.html").read_text()
     headers = re.findall(r"epoch \[(\d+)\], iteration \[(\d+)\]", html)
     assert headers == [("2", "1200"), ("1", "800"), ("1", "400")]
-    for label in LABELS:
-        assert (tmp_path / "web" / "images" / f"epoch002_iter001200_{label}.png").is_file()
+    for label in LABELS:  # each file is the first image of the batch shown at that step, as PNG
+        saved = np.asarray(Image.open(tmp_path / "web" / "images" / f"epoch002_iter001200_{label}.png").convert("RGB"))
+        assert np.array_equal(saved, tensor_to_uint8(shown[label][0])), label
     # labels in the order given, newest step first
     srcs = re.findall(r'<img[^>]*src="images/([^"]+)"', html)
     assert srcs[:8] == [f"epoch002_iter001200_{label}.png" for label in LABELS]

@@ -93,6 +93,12 @@ def test_derived_values(tiny_dataset: Path) -> None:
     assert opt.display_env == "tiny_cycle_gan"
     test_opt = parse_options(["--dataroot", str(tiny_dataset), "--crop_size", "128"], is_train=False)
     assert test_opt.load_size == 128 and test_opt.phase == "test"  # no random crop margin at test time
+    # scale_width keeps the training scale at test time: load_size stays; given explicitly, it wins
+    for preprocess in ("scale_width", "scale_width_and_crop"):
+        argv = ["--dataroot", str(tiny_dataset), "--preprocess", preprocess, "--crop_size", "64"]
+        assert parse_options(argv, is_train=False).load_size == 286
+    argv = ["--dataroot", str(tiny_dataset), "--load_size", "100", "--crop_size", "64"]
+    assert parse_options(argv, is_train=False).load_size == 100
 
 
 def test_options_are_read_only(tiny_dataset: Path) -> None:

@@ -271,13 +271,42 @@ def test_bad_input_gives_one_line_errors(tiny_dataset: Path, tmp_path: Path) -> 
     assert result.returncode == 2 and "no checkpoint 'latest'" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_products_own_example_without_a_dataset_is_two_short_lines(tmp_path: Path) -> None:
+    """``python train.py --dataroot photos2vangogh`` before any download: the message is what a
+    user sees, under one short usage line (not argparse's 36 lines of usage)."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), "--dataroot", "photos2vangogh"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 2, result.stderr
+    assert lines[0] == "usage: train.py [options]; train.py --help lists them"
+    assert lines[1].startswith("train.py: error: --dataroot photos2vangogh does not exist")
+    assert "bash scripts/download_cyclegan_dataset.sh vangogh2photo" in lines[1]
+
+
 def test_template_model_and_dataset_run(tiny_dataset: Path, tmp_path: Path) -> None:
     args = [*run_args(tiny_dataset, tmp_path), "--model", "template", "--max_iters", "3", "--seed", "7"]
     assert train.main(args) == 0
     records = (tmp_path / "ck/run/loss_log.jsonl").read_text().splitlines()
     assert set(json.loads(records[0])["losses"]) == {"L1"}
-    assert test_script.main([*eval_args(tiny_dataset, tmp_path), "--model", "template"]) == 0
-    assert (tmp_path / "res/run/test_latest/images/0002_fake_B.png").is_file()
+    losses = [json.loads(r)["losses"]["L1"] for r in records]
+    assert len(losses) == 1 and losses[0] > 0  # print_freq 2: one log of 3 iterations
+    # the saved translation is the template's trained G applied to the saved input (--eval: its
+    # generator has dropout, whose masks would differ in train mode)
+    test_args = [*eval_args(tiny_dataset, tmp_path), "--model", "template", "--eval"]
+    assert test_script.main(test_args) == 0
+    model = create_model(parse_options(test_args, is_train=False), torch.device("cpu"))
+    model.load_networks(load_checkpoint(tmp_path / "ck/run/latest.pth")["nets"], "latest")
+    model.eval()
+    images = tmp_path / "res/run/test_latest/images"
+    real = read_png(images / "0002_real_A.png").permute(2, 0, 1)[None].float() / 127.5 - 1
+    expected = ((model.inference("A", real)["fake_B"][0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0)
+    assert (read_png(images / "0002_fake_B.png") - expected.to(torch.int16)).abs().max() <= 1
+    assert sorted(p.name for p in images.iterdir())[:2] == ["0000_fake_B.png", "0000_real_A.png"]
 
 
 def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -288,7 +317,8 @@ def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: P
     run_dir = tmp_path / "ck" / "pretrained"
     run_dir.mkdir(parents=True)
     torch.save(net.state_dict(), run_dir / "latest_net_G_A.pth")
-    torch.save(define_G("resnet_6blocks", 3, 3, 8, "instance").state_dict(), run_dir / "latest_net_G_B.pth")
+    net_B = define_G("resnet_6blocks", 3, 3, 8, "instance")
+    torch.save(net_B.state_dict(), run_dir / "latest_net_G_B.pth")
     arch = ["--netG", "resnet_6blocks", "--ngf", "8", "--crop_size", "32", "--no_dropout"]
     args = [
         "--name",
@@ -312,7 +342,13 @@ def test_reference_style_weight_files_are_loaded(tiny_dataset: Path, tmp_path: P
         expected = ((net.train()(image)[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
     assert (read_png(out / "0001_fake.png") - expected).abs().max() <= 1
     assert test_script.main(["--dataroot", str(tiny_dataset), *args]) == 0  # cycle_gan, both files
-    assert (tmp_path / "r/pretrained/test_latest/images/0001_rec_B.png").is_file()
+    # B's translation is G_B's, its reconstruction G_A(G_B(b)): both files are in use, each in its place
+    with torch.no_grad():
+        real_B = read_png(out / "0001_real_B.png").permute(2, 0, 1)[None].float() / 127.5 - 1
+        fake_A = net_B.train()(real_B)
+        for label, image in (("fake_A", fake_A), ("rec_B", net(fake_A))):
+            expected = ((image[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
+            assert (read_png(out / f"0001_{label}.png") - expected).abs().max() <= 2, label
 
 
 def test_max_iters_zero_saves_the_initial_weights(tiny_dataset: Path, tmp_path: Path) -> None:
