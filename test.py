@@ -28,6 +28,7 @@ from pathlib import Path
 from data.base_dataset import preprocess_from_options
 from models import create_model
 from options import Options, format_options, gpu_ids, parse_options
+from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
 from util.evaluation import (
     MetricScorer,
@@ -37,7 +38,6 @@ from util.evaluation import (
     translate_and_score,
 )
 from util.evaluation_report import CheckpointScores, format_best_vs_last, write_run_report
-from util.training import seed_everything, select_device
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, default_collate
@@ -19,12 +20,23 @@ from data.sampler import EpochSampler
 from util.errors import UserError
 from util.seeds import stream_seed
 
+if TYPE_CHECKING:
+    from options import Options
+
 __all__ = ["DATASETS", "BaseDataset", "EpochSampler", "create_dataset", "create_train_loader"]
 
 
-def create_dataset(opt) -> BaseDataset:
-    """The training dataset named by ``--dataset_mode``."""
-    return DATASETS.get(opt.dataset_mode)(opt)
+def create_dataset(opt: Options, split: str = "train", side: str = "A") -> BaseDataset:
+    """The ``--dataset_mode`` dataset for ``split``: ``"train"`` (random crops and flips, pairs of
+    A and B), or ``"test"``: the images test.py translates for the model's test ``side``, at the
+    test-time size (the dataset class's ``for_test`` decides which: a folder per side for
+    unaligned data, ``--dataroot`` itself for single)."""
+    cls = DATASETS.get(opt.dataset_mode)
+    if split == "train":
+        return cls(opt)
+    if split == "test":
+        return cls.for_test(opt, side)
+    raise ValueError(f"unknown split '{split}' (train or test)")
 
 
 def quiet_worker_signals(worker_id: int) -> None:
@@ -52,7 +64,7 @@ def collate(items: list[dict]) -> dict:
     return default_collate(items)
 
 
-def create_train_loader(dataset: BaseDataset, opt, device: torch.device) -> tuple[DataLoader, EpochSampler]:
+def create_train_loader(dataset: BaseDataset, opt: Options, device: torch.device) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
     ``--serial_batches``). Workers are re-created every epoch so they see ``dataset.epoch``."""
     sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed)

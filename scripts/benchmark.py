@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models import create_model  # noqa: E402
 from options import gpu_ids, parse_options  # noqa: E402
-from util.training import select_device  # noqa: E402
+from util.device import select_device  # noqa: E402
 
 
 def bench(crop: int, extra: list[str], iters: int, warmup: int) -> dict[str, float]:

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.checkpoint import save_checkpoint  # noqa: E402
 from models import create_model  # noqa: E402
 from options import parse_options  # noqa: E402
 from train import lean_state  # noqa: E402
-from util.checkpoint import save_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,9 +172,25 @@ def test_single_dataset_and_empty_folder(tmp_path: Path, tiny_dataset: Path) -> 
     opt = parse_options(["--dataroot", str(tiny_dataset / "testA"), "--model", "test"], is_train=False)
     ds = SingleDataset(opt)
     assert len(ds) == 3 and ds[0]["A"].shape == (3, 256, 256)
+    assert create_dataset(opt, "test").paths == ds.paths  # test time: --dataroot itself
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images found"):
-        SingleDataset(opt, folder=tmp_path / "empty")
+        SingleDataset(opt.replace(dataroot=tmp_path / "empty"))
+
+
+def test_test_split_goes_through_the_dataset_registry(tiny_dataset: Path) -> None:
+    """create_dataset(opt, "test", side): unaligned data translates <phase>A for side A and
+    <phase>B for side B, swapped by --direction BtoA, at the test-time size with no flips."""
+    opt = parse_options(["--dataroot", str(tiny_dataset), "--crop_size", "32"], is_train=False)
+    for direction, (a, b) in (("AtoB", ("testA", "testB")), ("BtoA", ("testB", "testA"))):
+        view = opt.replace(direction=direction)
+        side_a, side_b = create_dataset(view, "test", "A"), create_dataset(view, "test", "B")
+        assert (side_a.folder.name, side_b.folder.name) == (a, b)
+        assert [p.name for p in side_a.paths] == sorted(p.name for p in (tiny_dataset / a).iterdir())
+        assert side_a[0]["A"].shape == (3, 32, 32) and torch.equal(side_a[0]["A"], side_a[0]["A"])
+    with pytest.raises(UserError, match="testB does not exist: test.py translates testA/ and testB/"):
+        (tiny_dataset / "testB").rename(tiny_dataset / "elsewhere")
+        create_dataset(opt, "test", "B")
 
 
 def test_sampler_order_is_seeded_and_resumable() -> None:

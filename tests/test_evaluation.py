@@ -29,11 +29,11 @@ import metrics.features
 import test as test_script
 import train
 import util.evaluation
+from engine.checkpoint import load_checkpoint
 from metrics import METRICS, evaluate_dirs, load_inception
 from metrics.inception import converted_checkpoint, resolve_inception_weights
 from options import parse_options
 from tests.conftest import TINY, assert_same_state
-from util.checkpoint import load_checkpoint
 from util.evaluation_report import CheckpointScores, best_and_last, format_best_vs_last, write_run_report
 
 # With fewer images than feature dimensions the covariance is singular: FID adds 1e-6 to the

@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.networks import DISCRIMINATORS, GENERATORS, NORM_TYPES, define_D, define_G, init_weights
-from util.checkpoint import load_net_state, patch_reference_state
+from models.networks import (
+    DISCRIMINATORS,
+    GENERATORS,
+    NORM_TYPES,
+    define_D,
+    define_G,
+    init_weights,
+    load_net_state,
+    patch_reference_state,
+)
 from util.errors import UserError
 
 FIXTURES = {
@@ -60,13 +68,11 @@ def test_default_parameter_counts() -> None:
     assert sum(p.numel() for p in define_D("basic").parameters()) == 2_764_737
 
 
-GEN_SIZES = {"resnet_9blocks": 32, "resnet_6blocks": 32, "unet_128": 128, "unet_256": 256}
-
-
 @pytest.mark.parametrize("norm", sorted(NORM_TYPES))
 @pytest.mark.parametrize("name", GENERATORS.names())
 def test_generator_sweep(name: str, norm: str) -> None:
-    size = GEN_SIZES.get(name, 32)
+    multiple = GENERATORS.spec(name).size_multiple  # the generator's own spec: no test edit per network
+    size = multiple * max(1, 32 // multiple)
     torch.manual_seed(0)
     net = define_G(name, 3, 2, ngf=4, norm=norm, use_dropout=True)
     x = torch.rand(2, 3, size, size) * 2 - 1
@@ -85,14 +91,23 @@ def test_generator_sweep(name: str, norm: str) -> None:
 def test_discriminator_sweep(name: str, norm: str) -> None:
     torch.manual_seed(0)
     net = define_D(name, 3, ndf=4, n_layers_D=2, norm=norm)
-    x = torch.rand(2, 3, 64, 64) * 2 - 1
-    y = net(x)
-    expected = {"basic": (2, 1, 6, 6), "n_layers": (2, 1, 14, 14), "pixel": (2, 1, 64, 64)}[name]
-    assert y.shape == expected
-    assert torch.isfinite(y).all()
+    smallest = DISCRIMINATORS.spec(name).min_input(2)  # what options check crops against
+    for size in (64, smallest):
+        x = torch.rand(2, 3, size, size) * 2 - 1
+        y = net(x)
+        assert y.shape[:2] == (2, 1) and y.dim() == 4 and torch.isfinite(y).all()
     y.mean().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing, f"parameters without gradient: {missing[:3]}"
+    if norm == "instance" and smallest > 1:  # the spec is the true minimum: one pixel less fails
+        with pytest.raises((RuntimeError, ValueError)):
+            net(torch.rand(2, 3, smallest - 1, smallest - 1))
+
+
+def test_patchgan_output_sizes_are_the_references() -> None:
+    assert define_D("basic", ndf=4)(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+    assert define_D("n_layers", ndf=4, n_layers_D=2)(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 14, 14)
+    assert define_D("pixel", ndf=4)(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 64, 64)
 
 
 def test_norm_none_keeps_conv_biases_and_batch_drops_them() -> None:

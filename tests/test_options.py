@@ -225,3 +225,13 @@ def test_dry_run_prints_and_trains_nothing(tiny_dataset: Path, tmp_path: Path, c
     assert status == 0
     assert "dry run: nothing trained" in out and "ngf: 8" in out and "G_A 0." in out
     assert not (tmp_path / "ck").exists()
+
+
+def test_components_that_only_test_are_refused_for_training(tiny_dataset: Path, capsys) -> None:
+    """A one-domain dataset (single) and the pretrained-generator model (test) are for test.py:
+    the error lists what train.py takes, read from the registries' specs."""
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--dataset_mode", "single"])
+    assert message == "--dataset_mode single is for test.py only; train.py takes template, unaligned"
+    message = option_error(capsys, ["--dataroot", str(tiny_dataset / "testA"), "--model", "test"])
+    assert message == "--model test is for test.py only; train.py takes cycle_gan, template"
+    assert parse_options(["--dataroot", str(tiny_dataset / "testA"), "--model", "test"], is_train=False).model == "test"

@@ -19,11 +19,11 @@ from PIL import Image
 
 import test as test_script
 import train
+from engine.checkpoint import load_checkpoint, save_checkpoint
 from models import create_model
 from models.networks import define_G
 from options import parse_options
 from tests.conftest import REPO_ROOT, TINY, assert_same_state, write_images
-from util.checkpoint import load_checkpoint, save_checkpoint
 
 
 def run_args(root: Path, tmp_path: Path, name: str = "run") -> list[str]:
@@ -97,9 +97,9 @@ def test_train_then_test(tiny_dataset: Path, tmp_path: Path) -> None:
     model = create_model(opt, torch.device("cpu"))
     model.load_networks(ckpt["nets"], "latest")
     model.train()
-    from data.single_dataset import SingleDataset
+    from data import create_dataset
 
-    image = SingleDataset(opt, folder=tiny_dataset / "testA")[7]["A"]
+    image = create_dataset(opt, "test", "A")[7]["A"]
     fake = model.inference("A", image[None])["fake_B"][0]
     expected = ((fake.clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
     assert (read_png(out / "images" / "0007_fake_B.png") - expected).abs().max() <= 1

@@ -19,11 +19,11 @@ from PIL import Image
 import test as test_script
 import train
 from data import create_dataset
+from engine.checkpoint import load_checkpoint
 from models.networks import define_G
 from options import parse_options
 from tests.conftest import REPO_ROOT, assert_same_state, write_images
 from tests.test_train_test import eval_args, read_png, run_args
-from util.checkpoint import load_checkpoint
 
 
 def write_named(folder: Path, names: list[str], seed: int, tint: tuple = (1.0, 1.0, 1.0)) -> None:

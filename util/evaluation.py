@@ -31,9 +31,18 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from data import DATASETS, create_dataset
+from data.base_dataset import OTHER, ImageFolderDataset, folder_letter
 from data.image_folder import is_image_file, load_image
-from data.single_dataset import SingleDataset
 from data.transforms import sample_rng
+from engine.checkpoint import (
+    InferenceCheckpoint,
+    available_tags,
+    load_inference_checkpoint,
+    rng_state,
+    same_networks,
+    set_rng_state,
+)
 from metrics import (
     FIDInceptionV3,
     PairedMetric,
@@ -45,20 +54,10 @@ from metrics import (
 )
 from models import BaseModel
 from options import Options, evaluation_options, metric_names
-from util.checkpoint import (
-    InferenceCheckpoint,
-    available_tags,
-    load_inference_checkpoint,
-    rng_state,
-    same_networks,
-    set_rng_state,
-)
 from util.errors import UserError
 from util.fileio import atomic_write_text
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_uint8
-
-OTHER = {"A": "B", "B": "A"}
 
 # ---- which checkpoints ----------------------------------------------------------------------
 
@@ -112,40 +111,18 @@ def epochs_done(tag: str, checkpoint: InferenceCheckpoint, last_epoch: Checkpoin
 # ---- folders ----------------------------------------------------------------------------------
 
 
-def folder_side(opt: Options, side: str) -> str:
-    """The dataset folder letter the model's test side ``side`` reads (swapped by --direction BtoA)."""
-    return side if opt.direction == "AtoB" else OTHER[side]
-
-
 def direction_name(opt: Options, side: str) -> str:
     """``AtoB`` / ``BtoA`` in terms of the dataset's folders, whatever --direction is."""
-    source = folder_side(opt, side)
+    source = folder_letter(opt.direction, side)
     return f"{source}to{OTHER[source]}"
 
 
-def source_folder(opt: Options, side: str) -> Path:
-    """The folder translated for ``side``: <dataroot>/<phase>A or B (swapped by --direction BtoA);
-    ``--model test`` translates --dataroot itself."""
-    if opt.model == "test":
-        return opt.dataroot
-    folder = opt.dataroot / f"{opt.phase}{folder_side(opt, side)}"
-    if not folder.is_dir():
-        raise UserError(f"{folder} does not exist: test.py translates {opt.phase}A/ and {opt.phase}B/ of --dataroot")
-    return folder
-
-
 def real_folders(opt: Options, side: str) -> list[Path]:
-    """Real images of the domain that side ``side`` is translated into, for FID/KID: the held-out
-    folder (``--fid_real test``), or the held-out and the train folder (``train+test``)."""
-    if opt.model == "test":
-        raise UserError("--metrics fid/kid need the real images of the target domain: not known with --model test")
-    target = OTHER[folder_side(opt, side)]
+    """Real images of the domain that side ``side`` is translated into, for FID/KID (the dataset
+    knows where they are): the held-out folder (``--fid_real test``), or the held-out and the
+    train folder (``train+test``)."""
     splits = [opt.phase] if opt.fid_real == "test" else list(dict.fromkeys([opt.phase, "train"]))
-    folders = [opt.dataroot / f"{split}{target}" for split in splits]
-    for folder in folders:
-        if not folder.is_dir():
-            raise UserError(f"{folder} does not exist: --fid_real {opt.fid_real} compares with {', '.join(splits)}")
-    return folders
+    return DATASETS.spec(opt.dataset_mode).real_folders(opt, side, splits)
 
 
 def gt_folder_of(folder: Path) -> Path:
@@ -190,7 +167,7 @@ class MetricScorer:
 
     def check_folders(self, opt: Options, model: BaseModel) -> None:
         """Fail now, not after translating (or training), when a folder the metrics need is missing."""
-        sources = [source_folder(opt, side) for side in model.test_sides]
+        sources = [create_dataset(opt, "test", side).folder for side in model.test_sides]
         if self.unpaired:
             for side in model.test_sides:
                 real_folders(opt, side)
@@ -262,9 +239,8 @@ def translate_and_score(
     page = HTMLPage(out_dir, title)
     report: dict[str, dict] = {}
     for side in model.test_sides:
-        folder = source_folder(opt, side)
-        channels = opt.input_nc if side == "A" else opt.output_nc
-        dataset = SingleDataset(opt, folder=folder, channels=channels, train=False)
+        dataset = create_dataset(opt, "test", side)
+        folder = dataset.folder
         gt_folder = gt_folder_of(folder)
         translated_label = model.translation_label(side)
         gt_label = translated_label.replace("fake", "gt")
@@ -377,7 +353,7 @@ class Translated:
 
 
 def translate_folder(
-    model: BaseModel, side: str, dataset: SingleDataset, opt: Options, out_dir: Path
+    model: BaseModel, side: str, dataset: ImageFolderDataset, opt: Options, out_dir: Path
 ) -> list[Translated]:
     """Translate the images of ``dataset`` and save every output."""
     # In train mode (the default, as the reference tests) batch norm's statistics would mix the
@@ -423,7 +399,7 @@ def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
 
 
 def save_ground_truth(
-    gt_folder: Path, relative: Path, dataset: SingleDataset, path: Path, aspect_ratio: float = 1.0
+    gt_folder: Path, relative: Path, dataset: ImageFolderDataset, path: Path, aspect_ratio: float = 1.0
 ) -> Path | None:
     """The ground-truth image of the input at ``relative`` (its path in its folder, without
     suffix; any image extension), preprocessed exactly like the inputs (test-time preprocessing

@@ -5,13 +5,32 @@ Module layouts follow the reference so reference checkpoints load strictly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
 from models.networks.layers import conv_bias, init_weights, norm_layer
 from util.registry import Registry
 
-DISCRIMINATORS = Registry("discriminator")
+
+def patchgan_min_input(n_layers: int) -> int:
+    """The smallest input side a PatchGAN takes: each stride-2 4x4 conv halves the side, and the
+    last two stride-1 4x4 convs (one followed by a norm layer, which needs more than one value)
+    take 2 more pixels each at that scale: 3 * 2**n_layers."""
+    return 3 * 2**n_layers
+
+
+@dataclass(frozen=True)
+class DiscriminatorSpec:
+    """What generic code needs to know about a discriminator."""
+
+    # the smallest input side it accepts, given --n_layers_D
+    min_input: Callable[[int], int] = lambda n_layers_D: 1
+
+
+DISCRIMINATORS = Registry("discriminator", DiscriminatorSpec)
 
 
 class NLayerDiscriminator(nn.Module):
@@ -62,17 +81,17 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)
 
 
-@DISCRIMINATORS.register("basic")
+@DISCRIMINATORS.register("basic", min_input=lambda n_layers_D: patchgan_min_input(3))
 def basic(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
     return NLayerDiscriminator(input_nc, ndf, n_layers=3, norm=norm)
 
 
-@DISCRIMINATORS.register("n_layers")
+@DISCRIMINATORS.register("n_layers", min_input=patchgan_min_input)
 def n_layers(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
     return NLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm=norm)
 
 
-@DISCRIMINATORS.register("pixel")
+@DISCRIMINATORS.register("pixel", min_input=lambda n_layers_D: 2)  # instance norm needs 2 values
 def pixel(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
     return PixelDiscriminator(input_nc, ndf, norm=norm)
 

@@ -8,13 +8,23 @@ format: it fixes the state-dict keys, so reference checkpoints such as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
 from models.networks.layers import conv_bias, init_weights, norm_layer
 from util.registry import Registry
 
-GENERATORS = Registry("generator")
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What generic code needs to know about a generator."""
+
+    size_multiple: int = 4  # input sides must be multiples of this (2 ** downsamplings)
+
+
+GENERATORS = Registry("generator", GeneratorSpec)
 
 
 class ResnetBlock(nn.Module):
@@ -182,30 +192,22 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
-# Side lengths each generator needs to be divisible by.
-_SIZE_MULTIPLE = {"resnet_9blocks": 4, "resnet_6blocks": 4, "unet_128": 128, "unet_256": 256}
-
-
-def generator_size_multiple(name: str) -> int:
-    return _SIZE_MULTIPLE.get(name, 4)
-
-
-@GENERATORS.register("resnet_9blocks")
+@GENERATORS.register("resnet_9blocks", size_multiple=4)
 def resnet_9blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=9)
 
 
-@GENERATORS.register("resnet_6blocks")
+@GENERATORS.register("resnet_6blocks", size_multiple=4)
 def resnet_6blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=6)
 
 
-@GENERATORS.register("unet_128")
+@GENERATORS.register("unet_128", size_multiple=2**7)
 def unet_128(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     return UnetGenerator(input_nc, output_nc, 7, ngf, norm, use_dropout)
 
 
-@GENERATORS.register("unet_256")
+@GENERATORS.register("unet_256", size_multiple=2**8)
 def unet_256(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     return UnetGenerator(input_nc, output_nc, 8, ngf, norm, use_dropout)
 

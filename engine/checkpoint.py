@@ -17,12 +17,10 @@ The reference's per-network files (``latest_net_G_A.pth``) are read too.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from util.errors import UserError
 from util.fileio import atomic_write
@@ -68,62 +66,6 @@ def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-# ---- loading network weights ------------------------------------------------------------
-
-
-def patch_reference_state(state_dict: dict, net: nn.Module) -> dict:
-    """Drop InstanceNorm statistics that checkpoints from PyTorch < 0.4 carry but our
-    (stat-less) InstanceNorm layers do not have, as the reference's loader does."""
-    state_dict = dict(state_dict)
-    modules = dict(net.named_modules())
-    for key in list(state_dict):
-        owner, _, attr = key.rpartition(".")
-        module = modules.get(owner)
-        if isinstance(module, nn.modules.instancenorm._InstanceNorm):
-            if attr == "num_batches_tracked" or (
-                attr in ("running_mean", "running_var") and getattr(module, attr) is None
-            ):
-                del state_dict[key]
-    return state_dict
-
-
-def _mismatch_hint(net: nn.Module, state_dict: dict) -> str:
-    own = net.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    wrong_shape = [k for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
-    if wrong_shape:
-        k = wrong_shape[0]
-        parts.append(
-            f"{len(wrong_shape)} shape mismatches (e.g. {k}: {tuple(state_dict[k].shape)} in the file, "
-            f"{tuple(own[k].shape)} here)"
-        )
-    hint = ""
-    if any(re.search(r"conv_block\.6\.", k) for k in unexpected):
-        hint = "; the checkpoint was trained with dropout: remove --no_dropout"
-    elif any(re.search(r"conv_block\.6\.", k) for k in missing):
-        hint = "; the checkpoint was trained without dropout: add --no_dropout"
-    elif any("running_mean" in k for k in missing + unexpected):
-        hint = "; the norm type differs: check --norm"
-    elif wrong_shape or missing or unexpected:
-        hint = "; check --netG/--netD, --ngf/--ndf, --norm and --input_nc/--output_nc"
-    return "; ".join(parts) + hint
-
-
-def load_net_state(net: nn.Module, state_dict: dict, source: str) -> None:
-    """Strictly load ``state_dict`` into ``net``; a one-line ``UserError`` if it does not fit."""
-    state_dict = patch_reference_state(state_dict, net)
-    try:
-        net.load_state_dict(state_dict, strict=True)
-    except RuntimeError:
-        raise UserError(f"{source} does not fit the network: {_mismatch_hint(net, state_dict)}") from None
 
 
 def reference_net_file(run_dir: Path, tag: str, key: str) -> Path:

@@ -1,0 +1,102 @@
+"""Loss bookkeeping without a host-device sync per step, and the NaN/inf stop."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from util.errors import UserError
+
+
+class NonFiniteLoss(UserError):
+    """A loss became NaN or infinite."""
+
+
+class LossTracker:
+    """Accumulates the per-step loss tensors on their device; reading them (``mean``) is the
+    only host-device sync, done when the loop logs. Also remembers, on the device, the first
+    iteration at which any loss was not finite, so the error can name it exactly."""
+
+    def __init__(self, names: tuple[str, ...], device: torch.device) -> None:
+        self.names = names
+        self.device = device
+        self.sums = torch.zeros(len(names), device=device, dtype=torch.float64)
+        self.count = 0
+        self.epoch_sums = torch.zeros_like(self.sums)
+        self.epoch_count = 0
+        self.first_bad_iter = torch.full((), -1, device=device, dtype=torch.long)
+        self.first_bad_mask = torch.zeros(len(names), device=device, dtype=torch.bool)
+
+    def add(self, losses: dict[str, torch.Tensor], iteration: int) -> None:
+        values = torch.stack([losses[name].detach().to(torch.float64) for name in self.names])
+        bad = ~torch.isfinite(values)
+        newly_bad = (self.first_bad_iter < 0) & bad.any()
+        self.first_bad_iter = torch.where(
+            newly_bad, torch.full_like(self.first_bad_iter, iteration), self.first_bad_iter
+        )
+        self.first_bad_mask = torch.where(newly_bad, bad, self.first_bad_mask)
+        self.sums += values
+        self.epoch_sums += values
+        self.count += 1
+        self.epoch_count += 1
+
+    def check(self) -> None:
+        """Raise ``NonFiniteLoss`` naming the loss and iteration if any loss was NaN/inf."""
+        iteration = int(self.first_bad_iter.item())
+        if iteration >= 0:
+            bad = [n for n, b in zip(self.names, self.first_bad_mask.tolist(), strict=True) if b]
+            raise NonFiniteLoss(f"loss {', '.join(bad)} became NaN or infinite at iteration {iteration}")
+
+    def mean(self) -> dict[str, float]:
+        """Means since the last call (one sync), then reset."""
+        self.check()
+        values = (self.sums / max(1, self.count)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return dict(zip(self.names, values, strict=True))
+
+    def state_dict(self) -> dict:
+        """The epoch's running sums, so a resumed run's epoch means match an uninterrupted run."""
+        return {"epoch_sums": self.epoch_sums.cpu(), "epoch_count": self.epoch_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_sums = state["epoch_sums"].to(self.device)
+        self.epoch_count = state["epoch_count"]
+
+    def epoch_mean(self) -> dict[str, float]:
+        """Means over the epoch so far, then reset the epoch sums."""
+        self.check()
+        values = (self.epoch_sums / max(1, self.epoch_count)).tolist()
+        self.epoch_sums.zero_()
+        self.epoch_count = 0
+        return dict(zip(self.names, values, strict=True))
+
+
+class StepTimer:
+    """Seconds spent waiting for data and computing, per step, between two log lines."""
+
+    def __init__(self) -> None:
+        self._mark = time.perf_counter()
+        self.data = self.step = 0.0
+        self.steps = 0
+
+    def got_batch(self) -> None:
+        now = time.perf_counter()
+        self.data, self._mark = self.data + now - self._mark, now
+
+    def stepped(self) -> None:
+        now = time.perf_counter()
+        self.step, self._mark, self.steps = self.step + now - self._mark, now, self.steps + 1
+
+    def waiting(self) -> None:
+        """From now on the loop waits for the next batch (logging and saving are not counted)."""
+        self._mark = time.perf_counter()
+
+    def means(self) -> tuple[float, float]:
+        """(compute, data) seconds per step since the last call, then reset."""
+        steps = max(1, self.steps)
+        means = (self.step / steps, self.data / steps)
+        self.data = self.step = 0.0
+        self.steps = 0
+        return means
