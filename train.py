@@ -18,11 +18,12 @@ import sys
 import time
 from collections.abc import Sequence
 
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from data import create_dataset, create_train_loader
+from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
-from engine.position import iterations_per_epoch, last_epoch, planned_iterations
+from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
 from engine.saving import SavePolicy
 from engine.signals import GracefulStop
@@ -65,16 +66,10 @@ def train(opt: Options) -> int:
     evaluate = TrainingEvaluator(opt, model, run.dir, device) if opt.eval_freq > 0 else None
 
     # Where to start: --epoch_count for a fresh run, or exactly where the checkpoint stopped.
-    position = run.start_position(opt, model, tracker)
-    run.write_options(opt)
+    position = run.start(opt, model, tracker)
     saves, planned = SavePolicy(opt, len(dataset)), planned_iterations(opt, len(dataset))
     if position.total_iters >= planned:
-        if position.total_iters == 0 and opt.max_iters == 0:  # keep the initial weights: an untrained baseline
-            path = run.save(saves.at_stop(position, epoch_ended=False), position, opt, model, tracker)
-            print(f"--max_iters 0: saved the initial weights as {path}")
-        else:
-            print(f"nothing to do: {position.total_iters} of {planned} iterations done")
-        return 0
+        return run.nothing_to_do(position, planned)
 
     visualizer = Visualizer.for_training(opt, run.dir, resume=opt.continue_train, total_iters=position.total_iters)
     visualizer.show_text("options", format_options(opt))
@@ -82,30 +77,23 @@ def train(opt: Options) -> int:
     try:
         with GracefulStop() as stop:
             while position.epoch <= last_epoch(opt):
-                # One epoch (the rest of one after a resume), then its end: LR step, saves, evaluation.
+                # One epoch (the rest of one after a resume).
                 started = time.time()
                 train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop)
+                # Its end: the LR step, then the saves of "start of the next epoch", the evaluation.
                 epoch_ended = position.epoch_done(len(dataset))
                 if epoch_ended:
                     lr = model.update_learning_rate(monitored_value(model, tracker))
-                    finished = position.next_epoch()  # the position is now "start of the next epoch"
+                    finished = position.next_epoch()
                     tqdm.write(
                         f"End of epoch {finished} / {last_epoch(opt)}: {time.time() - started:.1f} s, next lr {lr:.3g}"
                     )
-                    run.save(saves.at_epoch_end(finished, position), position, opt, model, tracker)
+                    run.save(saves.at_epoch_end(finished, position), position)
                     if evaluate is not None and saves.evaluation_due(finished):
                         visualizer.log_metrics(finished, position.total_iters, evaluate(model, finished))
                 # Stopped early (a signal, --max_iters): save where we are and say how to go on.
                 if stop.requested or position.total_iters >= opt.max_iters:
-                    path = run.save(saves.at_stop(position, epoch_ended), position, opt, model, tracker)
-                    if stop.requested:
-                        print(
-                            f"stopped at iteration {position.total_iters}; saved {path}; resume with --continue_train",
-                            file=sys.stderr,
-                        )
-                        return 128 + stop.signum
-                    print(f"reached --max_iters {opt.max_iters}; saved {path}")
-                    return 0
+                    return run.stopped(position, run.save(saves.at_stop(position, epoch_ended), position), stop.signum)
     finally:
         bar.close()
         visualizer.close()
@@ -113,7 +101,20 @@ def train(opt: Options) -> int:
     return 0
 
 
-def train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop) -> None:
+def train_epoch(
+    opt: Options,
+    model: BaseModel,
+    dataset: BaseDataset,
+    loader: DataLoader,
+    sampler: EpochSampler,
+    position: RunPosition,
+    tracker: LossTracker,
+    run: Run,
+    saves: SavePolicy,
+    visualizer: Visualizer,
+    bar: tqdm,
+    stop: GracefulStop,
+) -> None:
     """The iterations of one epoch from ``position`` on: steps, logs, displays, mid-epoch saves."""
     dataset.set_epoch(position.epoch)
     sampler.set_epoch(position.epoch, start=position.epoch_samples)
@@ -143,7 +144,7 @@ def train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, sa
             bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:4]}, refresh=False)
         if opt.display_freq > 0 and position.total_iters % opt.display_freq == 0:
             visualizer.display(position.epoch, position.total_iters, model.visuals())
-        run.save(saves.during_epoch(position), position, opt, model, tracker)
+        run.save(saves.during_epoch(position), position)
         if stop.requested or position.total_iters >= opt.max_iters:
             return
         timer.waiting()

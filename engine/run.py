@@ -6,6 +6,7 @@ checkpoints (``engine.checkpoint`` has the format, ``engine.saving`` the policy)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,12 +70,18 @@ class Run:
     def options(self, opt: Options) -> Options:
         return resume_options(opt, self.resumed) if self.resumed is not None else opt
 
-    def start_position(self, opt: Options, model: BaseModel, tracker: LossTracker) -> RunPosition:
-        """``--epoch_count`` for a fresh run; for ``--continue_train`` exactly where the checkpoint
-        stopped (the reference's weight files: their weights only, at ``--epoch_count``)."""
-        if not opt.continue_train:
-            return RunPosition(opt.epoch_count)
-        state = self.resumed
+    def start(self, opt: Options, model: BaseModel, tracker: LossTracker) -> RunPosition:
+        """Where training starts: ``--epoch_count`` for a fresh run; for ``--continue_train``
+        exactly where the checkpoint stopped (the reference's weight files: their weights only,
+        at ``--epoch_count``). Then writes ``opt.yaml``; later saves are of this model."""
+        self.opt, self.model, self.tracker = opt, model, tracker
+        position = self._restore() if opt.continue_train else RunPosition(opt.epoch_count)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        save_options(opt, self.dir / "opt.yaml")
+        return position
+
+    def _restore(self) -> RunPosition:
+        opt, model, state = self.opt, self.model, self.resumed
         if state is None:
             state, source = load_tagged(self.dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
             model.load_networks(state["nets"], source)
@@ -84,7 +91,7 @@ class Run:
             )
             return RunPosition(opt.epoch_count)
         model.load_state_dict(state, source=self.resumed_from)
-        tracker.load_state_dict(state["tracker"])
+        self.tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"], model.device)
         print(f"resumed from {self.resumed_from}: epoch {state['epoch']}, iteration {state['total_iters']}")
         if any(key not in state for key in RESUME_ONLY):
@@ -94,27 +101,40 @@ class Run:
             )
         return RunPosition.from_state(state)
 
-    def write_options(self, opt: Options) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        save_options(opt, self.dir / "opt.yaml")
-
-    def save(
-        self, saves: list[Save], position: RunPosition, opt: Options, model: BaseModel, tracker: LossTracker
-    ) -> Path:
+    def save(self, saves: list[Save], position: RunPosition) -> Path:
         """Write ``saves`` of the current position (atomically); returns the path of ``latest``."""
         if saves:
-            tracker.check()  # never overwrite a good checkpoint with NaN weights
+            self.tracker.check()  # never overwrite a good checkpoint with NaN weights
             state = {
                 **position.state_dict(),
-                "options": opt.to_dict(),
-                **model.state_dict(),
-                "tracker": tracker.state_dict(),
-                "rng": rng_state(model.device),
+                "options": self.opt.to_dict(),
+                **self.model.state_dict(),
+                "tracker": self.tracker.state_dict(),
+                "rng": rng_state(self.model.device),
             }
             lean = lean_state(state)
             for save in saves:
                 save_checkpoint(checkpoint_path(self.dir, save.tag), state if save.full else lean)
         return checkpoint_path(self.dir, "latest")
+
+    def nothing_to_do(self, position: RunPosition, planned: int) -> int:
+        """The run is already at its end; ``--max_iters 0`` keeps the initial weights (an untrained
+        baseline to test)."""
+        if position.total_iters == 0 and self.opt.max_iters == 0:
+            print(f"--max_iters 0: saved the initial weights as {self.save([Save('latest', True)], position)}")
+        else:
+            print(f"nothing to do: {position.total_iters} of {planned} iterations done")
+        return 0
+
+    def stopped(self, position: RunPosition, saved: Path, signum: int | None) -> int:
+        """Say where an early stop left the run; the exit status (128 + N for signal N)."""
+        if signum is None:
+            print(f"reached --max_iters {self.opt.max_iters}; saved {saved}")
+            return 0
+        print(
+            f"stopped at iteration {position.total_iters}; saved {saved}; resume with --continue_train", file=sys.stderr
+        )
+        return 128 + signum
 
 
 def describe(model: BaseModel, epoch_length: int, iterations: int, verbose: bool) -> None:

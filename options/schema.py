@@ -17,6 +17,14 @@ from models.schedulers import LR_POLICIES
 from util.flags import ARCHITECTURE, FIXED, INVOCATION, TEST_TIME, add
 
 
+def group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The parser's argument group ``title`` (made once, so --help lists each group once)."""
+    for existing in parser._action_groups:
+        if existing.title == title:
+            return existing
+    return parser.add_argument_group(title)
+
+
 def int_or_inf(value: str | int | float) -> float | int:
     """An int, or ``inf`` for "no limit"."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -54,14 +62,23 @@ def metric_names(value: str) -> list[str]:
 
 
 def add_base_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("basic")
+    """Options of train.py and test.py alike."""
+    add_basic_options(parser)
+    add_model_options(parser)
+    add_network_options(parser)
+    add_data_options(parser)
+    add_preprocess_options(parser)
+    group(parser, "display").add_argument(
+        "--display_winsize", type=int, default=256, help="display size of images in visdom and HTML"
+    )
+
+
+def add_basic_options(parser: argparse.ArgumentParser) -> None:
+    g = group(parser, "basic")
     add(
         g,
         "--config",
-        scope=(
-            INVOCATION,
-            TEST_TIME,
-        ),
+        scope=(INVOCATION, TEST_TIME),
         type=str,
         default=None,
         help="YAML file of option values (CLI flags override it)",
@@ -101,23 +118,19 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--dry_run",
-        scope=(
-            INVOCATION,
-            TEST_TIME,
-        ),
+        scope=(INVOCATION, TEST_TIME),
         action="store_true",
         help="print the resolved options and exit",
     )
     add(g, "--verbose", scope=(INVOCATION,), action="store_true", help="print network architectures")
 
-    g = parser.add_argument_group("model")
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    g = group(parser, "model")
     add(
         g,
         "--model",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=str,
         default="cycle_gan",
         choices=MODELS.names(),
@@ -126,10 +139,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--input_nc",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=int,
         default=3,
         help="channels of input images: 3 RGB, 1 greyscale",
@@ -137,10 +147,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--output_nc",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=int,
         default=3,
         help="channels of output images: 3 RGB, 1 greyscale",
@@ -148,14 +155,15 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--ngf",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=int,
         default=64,
         help="generator filters in the last conv layer",
     )
+
+
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    g = group(parser, "model")
     add(g, "--ndf", scope=(FIXED,), type=int, default=64, help="discriminator filters in the first conv layer")
     add(
         g,
@@ -169,10 +177,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--netG",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=str,
         default="resnet_9blocks",
         choices=GENERATORS.names(),
@@ -182,10 +187,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--norm",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=str,
         default="instance",
         choices=list(NORM_TYPES),
@@ -194,10 +196,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--init_type",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=str,
         default="normal",
         choices=list(INIT_TYPES),
@@ -207,15 +206,14 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--no_dropout",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         action="store_true",
         help="no dropout in the generator",
     )
 
-    g = parser.add_argument_group("data")
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    g = group(parser, "data")
     add(
         g,
         "--dataset_mode",
@@ -228,10 +226,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--direction",
-        scope=(
-            ARCHITECTURE,
-            FIXED,
-        ),
+        scope=(ARCHITECTURE, FIXED),
         type=str,
         default="AtoB",
         choices=["AtoB", "BtoA"],
@@ -241,22 +236,20 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--num_threads",
-        scope=(
-            INVOCATION,
-            TEST_TIME,
-        ),
+        scope=(INVOCATION, TEST_TIME),
         type=int,
         default=4,
         help="data-loading worker processes",
     )
     add(g, "--batch_size", type=int, default=1, help="input batch size")
+
+
+def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
+    g = group(parser, "data")
     add(
         g,
         "--load_size",
-        scope=(
-            ARCHITECTURE,
-            TEST_TIME,
-        ),
+        scope=(ARCHITECTURE, TEST_TIME),
         type=int,
         default=286,
         help="scale images to this size (test.py, unless given: --crop_size for resize_and_crop, so whole images "
@@ -284,10 +277,7 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--epoch",
-        scope=(
-            INVOCATION,
-            TEST_TIME,
-        ),
+        scope=(INVOCATION, TEST_TIME),
         type=str,
         default="latest",
         help="which checkpoint to load: latest, an epoch number, or iter_<n>; test.py also takes 'all' "
@@ -295,12 +285,9 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     )
     add(g, "--phase", scope=(TEST_TIME,), type=str, default="train", help="train, val, test, ... (folder prefix)")
 
-    g = parser.add_argument_group("display")
-    add(g, "--display_winsize", type=int, default=256, help="display size of images in visdom and HTML")
-
 
 def add_train_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("display")
+    g = group(parser, "display")
     add(g, "--display_freq", type=int, default=400, help="show training images every N iterations")
     add(g, "--display_ncols", type=int, default=4, help="images per row in visdom")
     add(g, "--display_id", type=int, default=1, help="visdom window id; 0 disables visdom")
@@ -311,7 +298,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add(g, "--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
     add(g, "--print_freq", type=int, default=100, help="log losses every N iterations")
 
-    g = parser.add_argument_group("saving")
+    g = group(parser, "saving")
     add(g, "--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")
     add(g, "--save_epoch_freq", type=int, default=5, help="save a checkpoint every N epochs")
     add(g, "--save_by_iter", action="store_true", help="also keep iter_<n> checkpoints")
@@ -332,7 +319,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     )
     add(g, "--epoch_count", type=int, default=1, help="first epoch number of a fresh run")
 
-    g = parser.add_argument_group("training")
+    g = group(parser, "training")
     add(g, "--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
     add(g, "--n_epochs_decay", type=int, default=100, help="epochs of learning-rate decay")
     add(
@@ -362,7 +349,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_test_options(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("test")
+    g = group(parser, "test")
     add(g, "--results_dir", type=str, default="./results", help="where results are saved")
     add(g, "--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved result images")
     add(g, "--eval", action="store_true", help="use eval mode (batch-norm statistics, no dropout)")
@@ -387,7 +374,7 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
 
 def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
     """Scoring translations of the held-out set (test.py, and train.py with --eval_freq)."""
-    g = parser.add_argument_group("evaluation")
+    g = group(parser, "evaluation")
     add(
         g,
         "--metrics",
