@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch.utils.data
 
@@ -14,6 +15,9 @@ from util.image import list_images, load_image
 from util.registry import Registry
 
 DATASETS = Registry("dataset mode")
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 class BaseDataset(torch.utils.data.Dataset):
@@ -32,7 +36,7 @@ class BaseDataset(torch.utils.data.Dataset):
     def expected_layout(cls, phase: str) -> str:
         return f"{phase}A/ and {phase}B/"
 
-    def __init__(self, opt) -> None:
+    def __init__(self, opt: Options) -> None:
         self.opt = opt
         self.epoch = 0
         self.seed = opt.seed if opt.seed is not None else 0
@@ -47,7 +51,7 @@ class BaseDataset(torch.utils.data.Dataset):
 
     # ---- test time: what test.py translates and scores ------------------------------------------
     @classmethod
-    def for_test(cls, opt, side: str) -> ImageFolderDataset:
+    def for_test(cls, opt: Options, side: str) -> ImageFolderDataset:
         """The images test.py translates for the model's test side ``side``: ``<phase>A`` for A,
         ``<phase>B`` for B (swapped by ``--direction BtoA``), at the test-time size."""
         folder = opt.dataroot / f"{opt.phase}{folder_letter(opt.direction, side)}"
@@ -58,7 +62,7 @@ class BaseDataset(torch.utils.data.Dataset):
         return ImageFolderDataset(opt, folder, channels, train=False)
 
     @classmethod
-    def real_folders(cls, opt, side: str, splits: list[str]) -> list[Path]:
+    def real_folders(cls, opt: Options, side: str, splits: list[str]) -> list[Path]:
         """Real images of the domain that side ``side`` is translated into (for FID/KID), from
         the folders of ``splits`` (e.g. ["test"], or ["test", "train"])."""
         target = OTHER[folder_letter(opt.direction, side)]
@@ -81,7 +85,7 @@ class ImageFolderDataset(BaseDataset):
     """Images of one folder in sorted order: ``{"A": tensor, "A_paths": str}`` (what test.py
     translates; the ``single`` dataset mode)."""
 
-    def __init__(self, opt, folder: Path, channels: int, train: bool = False) -> None:
+    def __init__(self, opt: Options, folder: Path, channels: int, train: bool = False) -> None:
         super().__init__(opt)
         self.folder = Path(folder)
         self.paths = list_images(self.folder, max_count=opt.max_dataset_size)
@@ -102,7 +106,7 @@ class ImageFolderDataset(BaseDataset):
         return {"A": image, "A_paths": str(path)}
 
 
-def preprocess_from_options(opt, train: bool) -> Preprocess:
+def preprocess_from_options(opt: Options, train: bool) -> Preprocess:
     """Training: random crop and flips as configured. Test: centre crop, no flip, and
     scale_width_and_crop becomes scale_width (whole images at the training scale)."""
     mode = opt.preprocess if train or opt.preprocess != "scale_width_and_crop" else "scale_width"

@@ -9,11 +9,15 @@ and import the module in ``data/__init__.py``. This template serves every image 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from data.base_dataset import DATASETS, BaseDataset, preprocess_from_options
 from data.image_folder import load_image, make_dataset
 from data.transforms import sample_rng
 from util.errors import UserError
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 @DATASETS.register("template")
@@ -29,7 +33,7 @@ class TemplateDataset(BaseDataset):
         # parser.add_argument("--template_option", type=float, default=1.0, help="...")
         return parser
 
-    def __init__(self, opt, train: bool = True) -> None:
+    def __init__(self, opt: Options, train: bool = True) -> None:
         super().__init__(opt)
         # 1. find the files; 2. remember the options needed per item.
         self.folder = opt.dataroot / f"{opt.phase}A"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from data.base_dataset import DATASETS, BaseDataset, preprocess_from_options
 from data.image_folder import load_image, make_dataset
 from data.transforms import sample_rng
 from util.errors import UserError
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 @DATASETS.register("unaligned")
@@ -15,7 +20,7 @@ class UnalignedDataset(BaseDataset):
     ``--direction BtoA`` swaps the folders, so models always translate "A" -> "B".
     """
 
-    def __init__(self, opt, phase: str | None = None, train: bool = True) -> None:
+    def __init__(self, opt: Options, phase: str | None = None, train: bool = True) -> None:
         super().__init__(opt)
         phase = phase or opt.phase
         a_side, b_side = ("A", "B") if opt.direction == "AtoB" else ("B", "A")

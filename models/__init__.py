@@ -7,6 +7,8 @@ the class's ``modify_options`` hook adds its options. Networks live in ``models/
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from models import cycle_gan_model, template_model, test_model  # noqa: F401  (registration)
@@ -14,7 +16,10 @@ from models.base_model import MODELS, BaseModel
 
 __all__ = ["MODELS", "BaseModel", "create_model"]
 
+if TYPE_CHECKING:
+    from options import Options
 
-def create_model(opt, device: torch.device) -> BaseModel:
+
+def create_model(opt: Options, device: torch.device) -> BaseModel:
     """The model named by ``--model``, built on ``device``."""
     return MODELS.get(opt.model)(opt, device)

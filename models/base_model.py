@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,9 @@ from util.errors import UserError
 from util.registry import Registry
 
 MODELS = Registry("model")
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -44,7 +48,7 @@ class BaseModel:
     # losses whose epoch mean the ``plateau`` LR policy monitors
     monitor_losses: tuple[str, ...] = ()
 
-    def __init__(self, opt, device: torch.device) -> None:
+    def __init__(self, opt: Options, device: torch.device) -> None:
         self.opt = opt
         self.device = device
         self.is_train = opt.is_train

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -13,6 +14,9 @@ from models.image_pool import ImagePool
 from models.losses import GANLoss, gradient_penalty
 from util.errors import UserError
 from util.seeds import stream_seed
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 @MODELS.register("cycle_gan")
@@ -59,7 +63,7 @@ class CycleGANModel(BaseModel):
             )
         return parser
 
-    def __init__(self, opt, device: torch.device) -> None:
+    def __init__(self, opt: Options, device: torch.device) -> None:
         super().__init__(opt, device)
 
         self.nets["G_A"] = self.build_generator(opt.input_nc, opt.output_nc)

@@ -11,11 +11,15 @@ runs end to end. Everything a model must provide is here with a comment.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
 from models.base_model import MODELS, BaseModel
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 @MODELS.register("template")
@@ -35,7 +39,7 @@ class TemplateModel(BaseModel):
             parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 loss")
         return parser
 
-    def __init__(self, opt, device: torch.device) -> None:
+    def __init__(self, opt: Options, device: torch.device) -> None:
         super().__init__(opt, device)
         # 5. Networks, optimizers (and pools) go into the dicts: checkpoints save them by name.
         self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)

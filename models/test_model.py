@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import torch
 
 from models.base_model import MODELS, BaseModel
+
+if TYPE_CHECKING:
+    from options import Options
 
 
 @MODELS.register("test")
@@ -32,7 +36,7 @@ class TestModel(BaseModel):
         )
         return parser
 
-    def __init__(self, opt, device: torch.device) -> None:
+    def __init__(self, opt: Options, device: torch.device) -> None:
         super().__init__(opt, device)
         self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)
 
