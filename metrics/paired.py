@@ -35,13 +35,17 @@ def _gaussian_window(size: int, sigma: float, channels: int, device: torch.devic
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
-    window = (g[:, None] * g[None, :]).float()
+    window = g[:, None] * g[None, :]
     return window.expand(channels, 1, size, size).contiguous()
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004): Gaussian 11x11 window, sigma 1.5, K1 0.01,
-    K2 0.03, data range 1, 'valid' filtering, averaged over pixels and channels."""
+    K2 0.03, data range 1, 'valid' filtering, averaged over pixels and channels. Computed in
+    float64: the variances are differences of nearly equal means (E[x^2] - E[x]^2), which float32
+    gets wrong by ~1e-5 on flat images (the scikit-image agreement test found it)."""
+    dtype = pred.dtype
+    pred, target = pred.double(), target.double()
     channels = pred.shape[1]
     window = _gaussian_window(window_size, sigma, channels, pred.device)
     c1, c2 = 0.01**2, 0.03**2
@@ -54,7 +58,7 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma:
     var_y = filt(target * target) - mu_y**2
     cov = filt(pred * target) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
+    return ssim_map.flatten(1).mean(1).to(dtype)
 
 
 def load_unit(path: str | Path) -> torch.Tensor:
