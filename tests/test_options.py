@@ -8,6 +8,9 @@ import pytest
 import yaml
 
 import train
+from data import DATASETS
+from models import MODELS
+from models.networks import GENERATORS
 from options import format_options, parse_options, save_options
 
 
@@ -129,7 +132,9 @@ def test_missing_dataroot_names_expected_folders_and_download(tmp_path: Path, mo
 
 def test_unknown_model_lists_the_registered_names(tiny_dataset: Path, capsys) -> None:
     message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--model", "cyclegan"])
-    assert message == "argument --model: invalid choice: 'cyclegan' (choose from 'cycle_gan', 'template', 'test')"
+    names = ", ".join(f"'{name}'" for name in MODELS.names())
+    assert message == f"argument --model: invalid choice: 'cyclegan' (choose from {names})"
+    assert {"cycle_gan", "template", "test"} <= set(MODELS.names())
 
 
 def test_crop_checks(tiny_dataset: Path, capsys) -> None:
@@ -193,7 +198,7 @@ def test_help_shows_model_options(capsys) -> None:
         parse_options(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "--lambda_identity" in out and "--netG {resnet_6blocks,resnet_9blocks,unet_128,unet_256}" in out
+    assert "--lambda_identity" in out and f"--netG {{{','.join(GENERATORS.names())}}}" in out  # from the registry
 
 
 def test_format_marks_non_defaults_and_save_round_trips(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -230,8 +235,12 @@ def test_dry_run_prints_and_trains_nothing(tiny_dataset: Path, tmp_path: Path, c
 def test_components_that_only_test_are_refused_for_training(tiny_dataset: Path, capsys) -> None:
     """A one-domain dataset (single) and the pretrained-generator model (test) are for test.py:
     the error lists what train.py takes, read from the registries' specs."""
+    def trainable(registry) -> str:
+        return ", ".join(name for name in registry.names() if registry.spec(name).trainable)
+
+    assert "single" not in trainable(DATASETS) and {"cycle_gan", "template"} <= set(trainable(MODELS).split(", "))
     message = option_error(capsys, ["--dataroot", str(tiny_dataset), "--dataset_mode", "single"])
-    assert message == "--dataset_mode single is for test.py only; train.py takes template, unaligned"
+    assert message == f"--dataset_mode single is for test.py only; train.py takes {trainable(DATASETS)}"
     message = option_error(capsys, ["--dataroot", str(tiny_dataset / "testA"), "--model", "test"])
-    assert message == "--model test is for test.py only; train.py takes cycle_gan, template"
+    assert message == f"--model test is for test.py only; train.py takes {trainable(MODELS)}"
     assert parse_options(["--dataroot", str(tiny_dataset / "testA"), "--model", "test"], is_train=False).model == "test"
