@@ -8,7 +8,8 @@
 Checkpoints go to ``checkpoints/<name>/``: ``latest.pth`` every ``--save_latest_freq``
 iterations and at each epoch's end, ``<epoch>.pth`` every ``--save_epoch_freq`` epochs and at
 the last. Losses go to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N
---metrics fid,kid`` so do the test split's metrics every N epochs (also to visdom). An iteration is
+--metrics fid,kid`` so do the test split's metrics every N epochs (also to visdom; an evaluation
+that fails prints a warning and training goes on). An iteration is
 one optimiser step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf,
 128+N stopped by signal N (after saving ``latest``).
 """
@@ -168,7 +169,8 @@ def train(opt: Options) -> int:
                         save(epoch - 1)
                     save("latest", iter_copy=opt.save_by_iter and latest_due)
                     if evaluate is not None and ((epoch - 1) % opt.eval_freq == 0 or epoch - 1 == last_epoch):
-                        visualizer.log_metrics(epoch - 1, total_iters, evaluate(model, epoch - 1))
+                        scored = evaluate(model, epoch - 1)  # after saving; a failure only warns
+                        visualizer.log_metrics(epoch - 1, total_iters, scored.values, scored.info)
                 if stop.requested or total_iters >= opt.max_iters:
                     path = checkpoint_path(run_dir, "latest") if epoch_done else save("latest")
                     if stop.requested:
