@@ -7,9 +7,9 @@
 
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
-so do the test split's metrics every N epochs (also to visdom). An iteration is one optimiser
-step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf, 128+N stopped by
-signal N (after saving ``latest``).
+so do the test split's metrics every N epochs (also to visdom; an evaluation that fails prints a
+warning and training goes on). An iteration is one optimiser step (one batch). Exit status: 0
+done, 2 bad input, 3 a loss became NaN/inf, 128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def train(opt: Options) -> int:
                         f"End of epoch {finished} / {last_epoch(opt)}: {time.time() - started:.1f} s, next lr {lr:.3g}"
                     )
                     run.save(saves.at_epoch_end(finished, position), position)
-                    if evaluate is not None and saves.evaluation_due(finished):
-                        visualizer.log_metrics(finished, position.total_iters, evaluate(model, finished))
+                    if evaluate is not None and saves.evaluation_due(finished):  # after saving; a failure only warns
+                        scored = evaluate(model, finished)
+                        visualizer.log_metrics(finished, position.total_iters, scored.values, scored.info)
                 # Stopped early (a signal, --max_iters): save where we are and say how to go on.
                 if stop.requested or position.total_iters >= opt.max_iters:
                     return run.stopped(position, run.save(saves.at_stop(position, epoch_ended), position), stop.signum)

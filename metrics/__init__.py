@@ -24,18 +24,21 @@ The CLI's ``--metrics`` choices come from ``METRICS.names()``, so nothing else c
 # Each metric module registers itself in METRICS when imported: these imports are the list of
 # available metrics, written out (no package scanning).
 from metrics import fid, kid, paired  # noqa: F401  (imported to register fid, kid, l1, psnr, ssim)
-from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric, register_metric
+from metrics.base import METRICS, Metric, MetricError, PairedMetric, UnpairedMetric, compute_metric, register_metric
 from metrics.evaluate import evaluate_dirs, get_metrics, pair_files, score_pairs
 from metrics.features import cached_features, default_cache_dir, extract_features, list_images
-from metrics.inception import FIDInceptionV3, load_inception, resolve_inception_weights
+from metrics.inception import FIDInceptionV3, InceptionWeights, load_inception, resolve_inception_weights
 
 __all__ = [
     "METRICS",
     "FIDInceptionV3",
+    "InceptionWeights",
     "Metric",
+    "MetricError",
     "PairedMetric",
     "UnpairedMetric",
     "cached_features",
+    "compute_metric",
     "default_cache_dir",
     "evaluate_dirs",
     "extract_features",

@@ -14,17 +14,22 @@ e.g. ``{"kid": ..., "kid_std": ...}``).
 
 The registry lives here rather than in ``metrics/__init__.py`` so metric modules can import
 it without importing their own package's half-initialised ``__init__``.
+
+Callers run ``compute`` through ``compute_metric``, which turns any exception a metric raises
+(a LinAlgError, a bug) into a one-line ``MetricError`` naming the metric: test.py prints it like
+bad input, and ``train.py --eval_freq`` skips that evaluation instead of dying.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from util.errors import UserError, one_line
 from util.registry import Registry
 
 METRICS = Registry("metric")
@@ -54,3 +59,22 @@ Metric = UnpairedMetric | PairedMetric
 def register_metric(metric: Metric) -> Metric:
     """Register ``metric`` under ``metric.name`` (duplicates are rejected by the registry)."""
     return METRICS.register(metric.name)(metric)
+
+
+class MetricError(UserError):
+    """A metric could not be computed; the message names the metric and the cause, in one line."""
+
+
+def compute_metric(metric: Metric, *inputs: Any) -> dict[str, float]:
+    """``metric.compute(*inputs)``, with any failure raised as a one-line ``UserError``.
+
+    A ``UserError`` (e.g. too few images) already says what is wrong and passes unchanged;
+    anything else becomes a ``MetricError`` (the original stays chained as ``__cause__`` for
+    debugging). ``KeyboardInterrupt`` and other non-``Exception`` exits are not caught.
+    """
+    try:
+        return metric.compute(*inputs)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise MetricError(f"metric {metric.name} failed: {type(exc).__name__}: {one_line(exc)}") from exc

@@ -16,9 +16,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric
+from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric, compute_metric
 from metrics.features import cached_features, extract_features, list_images
 from metrics.inception import FIDInceptionV3, load_inception
 from metrics.paired import load_pair
@@ -80,7 +81,8 @@ def evaluate_dirs(
     - ``inception``: an already loaded network on ``device`` (e.g. kept across evaluations during
       training); otherwise one is loaded with ``inception_weights`` (see ``metrics.inception``).
 
-    Features are extracted once per folder and shared by all unpaired metrics.
+    Features are extracted once per folder and shared by all unpaired metrics. A metric that
+    fails raises a one-line ``UserError`` naming it (``metrics.base.compute_metric``).
     """
     chosen = get_metrics(metric_names)
     unpaired = [m for m in chosen if isinstance(m, UnpairedMetric)]
@@ -104,8 +106,12 @@ def evaluate_dirs(
             real_features, _hit = cached_features(real_files, net, cache_dir, **options)
         else:
             real_features = extract_features(real_files, net, **options)
+        for features, folders in ((fake_features, [fake_dir]), (real_features, real_dirs)):
+            if not np.isfinite(features).all():  # every metric would be NaN, or fail less clearly
+                where = ", ".join(str(folder) for folder in folders)
+                raise UserError(f"the Inception features of {where} contain NaN or inf: broken weights?")
         for metric in unpaired:
-            results.update(metric.compute(fake_features, real_features))
+            results.update(compute_metric(metric, fake_features, real_features))
 
     if paired:
         assert gt_dir is not None
@@ -128,6 +134,6 @@ def score_pairs(pairs: Sequence[tuple[Path, Path]], metric_names: Sequence[str])
     for fake, gt in pairs:  # one pair in memory at a time, read once for all paired metrics
         pred, target = load_pair(fake, gt)
         for metric in chosen:
-            for key, value in metric.compute(pred, target).items():
+            for key, value in compute_metric(metric, pred, target).items():
                 sums[key] = sums.get(key, 0.0) + value
     return {key: total / len(pairs) for key, total in sums.items()}

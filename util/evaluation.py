@@ -12,7 +12,9 @@ For each test side of the model (``<phase>A/`` and ``<phase>B/``, swapped by ``-
   computed by ``metrics.evaluate_dirs`` with one Inception network per process and the real
   images' features cached on disk; paired metrics (L1/PSNR/SSIM) against the ground truth.
 
-Everything goes to ``metrics.json`` in the result folder.
+Everything goes to ``metrics.json`` in the result folder, with the Inception weights used (file,
+SHA-256, where they came from) next to FID/KID values. A metric that fails is a one-line
+``UserError`` (test.py stops with it); during training it skips that evaluation with a warning.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import glob
 import json
 import random
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from data import DATASETS, create_dataset
 from data.base_dataset import OTHER, ImageFolderDataset, folder_letter
@@ -54,7 +58,7 @@ from metrics import (
 )
 from models import BaseModel
 from options import Options, evaluation_options, metric_names
-from util.errors import UserError
+from util.errors import UserError, one_line
 from util.fileio import atomic_write_text
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_uint8
@@ -165,6 +169,13 @@ class MetricScorer:
             self._inception = load_inception(self.inception_weights, self.device)
         return self._inception
 
+    def weights_record(self) -> dict[str, str] | None:
+        """Which Inception weights the unpaired metrics use (file, SHA-256, source); None without
+        unpaired metrics or for a stand-in network that does not say."""
+        if not self.unpaired:
+            return None
+        return getattr(self.inception(), "weights_info", None)
+
     def check_folders(self, opt: Options, model: BaseModel) -> None:
         """Fail now, not after translating (or training), when a folder the metrics need is missing."""
         sources = [create_dataset(opt, "test", side).folder for side in model.test_sides]
@@ -217,6 +228,7 @@ class MetricScorer:
                 fid_real=opt.fid_real,
                 inception="FID Inception-v3 (pytorch-fid weights), pool3 2048-d, bilinear 299x299",
                 inception_fingerprint=self.inception().fingerprint(),
+                inception_weights=self.weights_record(),
                 kid="unbiased MMD^2, cubic kernel, mean and std over 100 subsets of min(1000, n) images",
             )
         return info
@@ -292,13 +304,16 @@ def score_side(
             f"(left from an earlier run?): delete the folder or pick another --results_dir"
         )
     reals = real_folders(opt, side) if scorer.unpaired else []
-    return {
+    result = {
         "direction": direction_name(opt, side),
         "images": len(rows),
         "real": [str(folder) for folder in reals],
         "real_images": sum(len(list_images(folder)) for folder in reals),
         "values": scorer.score(images_dir, label, reals, compared.get(label)),
     }
+    if scorer.unpaired:
+        result["inception_weights"] = scorer.weights_record()
+    return result
 
 
 def add_report_tables(page: HTMLPage, report: dict[str, dict]) -> None:
@@ -449,11 +464,24 @@ def preserved_buffers(model: BaseModel) -> Iterator[None]:
                 module.training = training
 
 
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one ``--eval_freq`` evaluation gives ``Visualizer.log_metrics``: the flat values
+    (``{"fid_AtoB": .., "kid_AtoB": .., ...}``; empty when it failed) and what else the log record
+    stores (the Inception weights used; ``failed``: the one-line reason when it failed)."""
+
+    values: dict[str, float]
+    info: dict[str, object]
+
+
 class TrainingEvaluator:
     """``train.py --eval_freq N``: every N epochs, translate the test split with the generators in
     memory and score them as ``test.py --metrics`` would (its defaults: ``--phase test``, all
     images, load_size = crop_size, train mode unless --eval). Training's random state and the
-    networks' buffers are left untouched, so a run trains bit for bit as it would without it."""
+    networks' buffers are left untouched, so a run trains bit for bit as it would without it.
+
+    An evaluation that fails (a metric raising, an unreadable test image: any ``UserError``) prints
+    one warning line and is logged as failed; training goes on, its checkpoints already saved."""
 
     def __init__(self, opt: Options, model: BaseModel, run_dir: Path, device: torch.device) -> None:
         self.opt = evaluation_options(opt)
@@ -467,12 +495,21 @@ class TrainingEvaluator:
                 scorer.inception()
         self.scorer = scorer
 
-    def __call__(self, model: BaseModel, epoch: int) -> dict[str, float]:
-        """Flat ``{"fid_AtoB": .., "kid_AtoB": .., ...}`` for ``Visualizer.log_metrics``."""
-        with preserved_rng(model.device), preserved_buffers(model):
-            model.eval() if self.opt.eval else model.train()
-            with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
-                title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"
-                report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title)
+    def __call__(self, model: BaseModel, epoch: int) -> EpochMetrics:
+        weights = self.scorer.weights_record()
+        info: dict[str, object] = {"inception_weights": weights} if weights is not None else {}
+        try:
+            with preserved_rng(model.device), preserved_buffers(model):
+                model.eval() if self.opt.eval else model.train()
+                with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
+                    title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"
+                    report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title)
+        except UserError as exc:
+            # The metrics are a side product: losing the rest of a run to them would be worse
+            # than a gap in the curve. The context managers have restored training's state.
+            reason = one_line(exc)
+            tqdm.write(f"train.py: warning: metrics of epoch {epoch} skipped: {reason}", file=sys.stderr)
+            return EpochMetrics({}, {**info, "failed": reason})
         scores = direction_scores(report)
-        return {f"{key}_{direction}": value for direction, values in scores.items() for key, value in values.items()}
+        flat = {f"{key}_{direction}": value for direction, values in scores.items() for key, value in values.items()}
+        return EpochMetrics(flat, info)

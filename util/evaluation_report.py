@@ -175,7 +175,15 @@ def _csv(records: Sequence[CheckpointScores], metrics: Sequence[Metric]) -> str:
 
 
 def _plot(records: Sequence[CheckpointScores], metric: Metric, best: Sequence[BestAndLast]) -> bytes:
-    """PNG bytes: ``metric`` against epoch, a line per direction, a star on each direction's best."""
+    """PNG bytes of ``metric_figure``."""
+    buffer = io.BytesIO()
+    metric_figure(records, metric, best).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def metric_figure(records: Sequence[CheckpointScores], metric: Metric, best: Sequence[BestAndLast]) -> Figure:
+    """``metric`` against epoch, a line per direction, a star on each direction's best: the figure
+    of ``metrics_<metric>.png`` (returned rather than only rendered, so its data can be checked)."""
     figure = Figure(figsize=(6.4, 4.0), dpi=100)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
@@ -220,9 +228,7 @@ def _plot(records: Sequence[CheckpointScores], metric: Metric, best: Sequence[Be
     if ax.lines:
         ax.legend(loc="best", fontsize=9)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 def _html(
@@ -307,6 +313,8 @@ def _describe(value: object) -> str:
             f"({', '.join(Path(folder).name for folder in v['real'])})"
             for direction, v in value.items()
         )
+    if isinstance(value, dict) and {"file", "sha256", "source"} <= set(value):  # the Inception weights
+        return f"{value['file']} (SHA-256 {value['sha256'][:16]}..., {value.get('description', value['source'])})"
     if isinstance(value, (list, tuple)):
         return ", ".join(map(str, value))
     return str(value)

@@ -285,8 +285,10 @@ class VisdomBackend(Backend):
         self._add_point("losses", record.total_iters, record.losses)
         self._add_point("lr", record.total_iters, {"lr": record.lr})
 
-    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
-        if metrics:
+    def log_metrics(
+        self, epoch: int, total_iters: int, metrics: dict[str, float], info: dict[str, object] | None = None
+    ) -> None:
+        if metrics:  # the plot shows values only; info goes to loss_log.jsonl
             self._add_point("metrics", total_iters, metrics)
 
     def show_text(self, title: str, text: str) -> None:

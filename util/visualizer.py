@@ -51,8 +51,11 @@ class Backend:
     def show_text(self, title: str, text: str) -> None:
         pass
 
-    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
-        pass
+    def log_metrics(
+        self, epoch: int, total_iters: int, metrics: dict[str, float], info: dict[str, object] | None = None
+    ) -> None:
+        """``metrics``: the values (empty when the evaluation failed); ``info``: what else a
+        record keeps (the Inception weights used, ``failed``: why there are no values)."""
 
     def close(self) -> None:
         pass
@@ -64,8 +67,12 @@ class ConsoleBackend(Backend):
     def log(self, record: LogRecord) -> None:
         tqdm.write(record.text())
 
-    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
-        tqdm.write(f"(epoch: {epoch}, total: {total_iters}) " + " ".join(f"{k}: {v:.4g}" for k, v in metrics.items()))
+    def log_metrics(
+        self, epoch: int, total_iters: int, metrics: dict[str, float], info: dict[str, object] | None = None
+    ) -> None:
+        if metrics:  # a failed evaluation has printed its warning already
+            line = " ".join(f"{k}: {v:.4g}" for k, v in metrics.items())
+            tqdm.write(f"(epoch: {epoch}, total: {total_iters}) {line}")
 
 
 class LossLogBackend(Backend):
@@ -93,8 +100,10 @@ class LossLogBackend(Backend):
         self.jsonl.write(json.dumps({"kind": "train", **asdict(record)}) + "\n")
         self.jsonl.flush()
 
-    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
-        entry = {"kind": "metrics", "epoch": epoch, "total_iters": total_iters, "metrics": metrics}
+    def log_metrics(
+        self, epoch: int, total_iters: int, metrics: dict[str, float], info: dict[str, object] | None = None
+    ) -> None:
+        entry = {"kind": "metrics", "epoch": epoch, "total_iters": total_iters, "metrics": metrics, **(info or {})}
         self.jsonl.write(json.dumps(entry) + "\n")
         self.jsonl.flush()
 
@@ -156,9 +165,11 @@ class Visualizer:
         for backend in self.backends:
             backend.show_text(title, text)
 
-    def log_metrics(self, epoch: int, total_iters: int, metrics: dict[str, float]) -> None:
+    def log_metrics(
+        self, epoch: int, total_iters: int, metrics: dict[str, float], info: dict[str, object] | None = None
+    ) -> None:
         for backend in self.backends:
-            backend.log_metrics(epoch, total_iters, metrics)
+            backend.log_metrics(epoch, total_iters, metrics, info)
 
     def close(self) -> None:
         for backend in self.backends:
