@@ -16,7 +16,7 @@ the real images of the target domain, per direction.
 ``--epoch all`` does this for every epoch checkpoint (and ``latest`` when it differs from the
 last), then writes the run's summary to ``results/<name>/``: ``metrics.jsonl``, ``metrics.csv``,
 ``metrics_<metric>.png`` and ``metrics.html``, and prints the best checkpoint of each metric next
-to the last one (see ``util/evaluation_report.py``).
+to the last one (see ``engine/report.py``).
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.base_dataset import preprocess_from_options
-from models import create_model
-from options import Options, format_options, gpu_ids, parse_options
-from util.device import seed_everything, select_device
-from util.errors import UserError, one_line
-from util.evaluation import (
+from engine.evaluation import (
     MetricScorer,
     checkpoints_to_test,
     direction_scores,
     ground_truth_scores,
     translate_and_score,
 )
-from util.evaluation_report import CheckpointScores, format_best_vs_last, write_run_report
+from engine.report import CheckpointScores, format_best_vs_last, write_run_report
+from models import create_model
+from options import Options, format_options, gpu_ids, parse_options
+from util.device import seed_everything, select_device
+from util.errors import UserError, one_line
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,17 +23,17 @@ from tqdm import tqdm
 
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
+from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
 from engine.saving import SavePolicy
 from engine.signals import GracefulStop
 from engine.tracking import LossTracker, NonFiniteLoss, StepTimer
 from models import BaseModel, create_model
+from monitor import LogRecord, Visualizer
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
-from util.evaluation import TrainingEvaluator
-from util.visualizer import LogRecord, Visualizer
 
 
 def main(argv: Sequence[str] | None = None) -> int:

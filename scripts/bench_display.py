@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: m
 
 import torch  # noqa: E402
 
+from monitor import LogRecord  # noqa: E402
+from monitor.html_backend import HTMLBackend  # noqa: E402
+from monitor.visdom_backend import VisdomBackend  # noqa: E402
 from scripts.setup_visdom_offline import ensure_visdom_assets  # noqa: E402
-from util.html_display import HTMLBackend  # noqa: E402
-from util.visdom_display import VisdomBackend  # noqa: E402
-from util.visualizer import LogRecord  # noqa: E402
 
 LABELS = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
 LOSSES = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]

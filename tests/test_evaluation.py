@@ -27,12 +27,19 @@ import torch
 from metrics_testutils import FID_HELPER_TORCHSCRIPT
 from PIL import Image
 
+import engine.evaluation
 import metrics.evaluate
 import metrics.features
 import test as test_script
 import train
-import util.evaluation
 from engine.checkpoint import load_checkpoint
+from engine.report import (
+    CheckpointScores,
+    best_and_last,
+    format_best_vs_last,
+    metric_figure,
+    write_run_report,
+)
 from metrics import METRICS, FIDInceptionV3, Metric, UnpairedMetric, evaluate_dirs, load_inception
 from metrics.inception import (
     CANONICAL_FILENAME,
@@ -42,13 +49,6 @@ from metrics.inception import (
 )
 from options import parse_options
 from tests.conftest import TINY, assert_same_state
-from util.evaluation_report import (
-    CheckpointScores,
-    best_and_last,
-    format_best_vs_last,
-    metric_figure,
-    write_run_report,
-)
 
 TWO_EPOCHS = ["--n_epochs", "1", "--n_epochs_decay", "1", "--save_epoch_freq", "1"]
 
@@ -87,7 +87,7 @@ def stand_in_network(monkeypatch: pytest.MonkeyPatch) -> ColourStats:
         torch.randn(1000)  # as building the real network does (random initial weights)
         return net
 
-    monkeypatch.setattr(util.evaluation, "load_inception", load)
+    monkeypatch.setattr(engine.evaluation, "load_inception", load)
     return net
 
 
@@ -501,7 +501,7 @@ def test_a_failing_metric_during_training_warns_and_training_finishes(
 def random_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """FID Inception weights (random ones: the record is what is tested) as a file, and its SHA-256."""
     path = tmp_path_factory.mktemp("weights") / "my_inception.pth"
-    with util.evaluation.preserved_rng(torch.device("cpu")):
+    with engine.evaluation.preserved_rng(torch.device("cpu")):
         torch.save(FIDInceptionV3().state_dict(), path)
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from util.html_display import HTMLBackend, image_filename
+from monitor.html_backend import HTMLBackend, image_filename
 from util.image import tensor_to_uint8
 
 LABELS = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]

@@ -15,9 +15,9 @@ import pytest
 import torch
 import visdom
 
-from util.html_display import HTMLBackend
-from util.visdom_display import VisdomBackend
-from util.visualizer import LogRecord, Visualizer
+from monitor import LogRecord, Visualizer
+from monitor.html_backend import HTMLBackend
+from monitor.visdom_backend import VisdomBackend
 
 LABELS = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
 LOSS_NAMES = ["D_A", "G_A", "cycle_A"]

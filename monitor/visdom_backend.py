@@ -53,8 +53,8 @@ import visdom
 from PIL import Image
 from tqdm import tqdm
 
+from monitor.base import Backend, LogRecord
 from util.image import tensor_to_uint8
-from util.visualizer import Backend, LogRecord
 
 # "Setting up a new session...", "Without the incoming socket you cannot receive events ..." are
 # logged at WARNING on every connect; they say nothing useful to someone training a model.

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
+from monitor.base import Backend
 from util.fileio import atomic_write_text
 from util.html import HTMLPage
 from util.image import save_image
-from util.visualizer import Backend
 
 
 def image_filename(epoch: int, total_iters: int, label: str) -> str:
