@@ -98,18 +98,9 @@ def evaluate_dirs(
     if unpaired:
         assert real_dir is not None
         real_dirs = [real_dir] if isinstance(real_dir, (str, os.PathLike)) else list(real_dir)
-        real_files = [path for folder in real_dirs for path in list_images(folder)]
         net = inception if inception is not None else load_inception(inception_weights, device)
         options = {"device": device, "batch_size": batch_size, "num_workers": num_workers}
-        fake_features = extract_features(fake_files, net, **options)
-        if cache_dir is not None:
-            real_features, _hit = cached_features(real_files, net, cache_dir, **options)
-        else:
-            real_features = extract_features(real_files, net, **options)
-        for features, folders in ((fake_features, [fake_dir]), (real_features, real_dirs)):
-            if not np.isfinite(features).all():  # every metric would be NaN, or fail less clearly
-                where = ", ".join(str(folder) for folder in folders)
-                raise UserError(f"the Inception features of {where} contain NaN or inf: broken weights?")
+        fake_features, real_features = folder_features(fake_dir, fake_files, real_dirs, net, cache_dir, options)
         for metric in unpaired:
             results.update(compute_metric(metric, fake_features, real_features))
 
@@ -118,6 +109,28 @@ def evaluate_dirs(
         results.update(score_pairs(pair_files(fake_files, gt_dir, fake_suffix), [m.name for m in paired]))
 
     return results
+
+
+def folder_features(
+    fake_dir: str | os.PathLike,
+    fake_files: list[Path],
+    real_dirs: list[str | os.PathLike],
+    net: FIDInceptionV3,
+    cache_dir: str | os.PathLike | None,
+    options: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the translations and of the real images (those through the cache)."""
+    real_files = [path for folder in real_dirs for path in list_images(folder)]
+    fake_features = extract_features(fake_files, net, **options)
+    if cache_dir is not None:
+        real_features, _hit = cached_features(real_files, net, cache_dir, **options)
+    else:
+        real_features = extract_features(real_files, net, **options)
+    for features, folders in ((fake_features, [fake_dir]), (real_features, real_dirs)):
+        if not np.isfinite(features).all():  # every metric would be NaN, or fail less clearly
+            where = ", ".join(str(folder) for folder in folders)
+            raise UserError(f"the Inception features of {where} contain NaN or inf: broken weights?")
+    return fake_features, real_features
 
 
 def score_pairs(pairs: Sequence[tuple[Path, Path]], metric_names: Sequence[str]) -> dict[str, float]:
