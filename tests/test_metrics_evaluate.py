@@ -154,7 +154,8 @@ def test_all_metrics_in_one_call(tmp_path: Path):
     fake, gt = tmp_path / "fake", tmp_path / "gt"
     make_image_folder(fake, 5, seed=8, name="{:02d}_fake_B.png")
     make_image_folder(gt, 5, seed=9, name="{:02d}.png")
-    got = evaluate_dirs(fake, gt, METRICS.names(), gt_dir=gt, fake_suffix="_fake_B", inception=CountingNet())
+    shipped = ["fid", "kid", "l1", "psnr", "ssim"]
+    got = evaluate_dirs(fake, gt, shipped, gt_dir=gt, fake_suffix="_fake_B", inception=CountingNet())
     assert set(got) == {"fid", "kid", "kid_std", "l1", "psnr", "ssim"}
     # the values are those of each metric computed on its own, from its own function
     net = CountingNet()
