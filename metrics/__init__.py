@@ -15,10 +15,11 @@ Adding a metric takes one file:
 
    (``PairedMetric`` instead, with ``compute(pred, gt)`` scoring one image pair, for metrics
    against ground truth; see ``metrics/base.py``);
-2. add ``from metrics import <name>`` below, so it registers when the package is imported;
-3. add a test to ``tests/test_metrics_*.py``.
+2. add ``from metrics import <name>`` below, so it registers when the package is imported.
 
-The CLI's ``--metrics`` choices come from ``METRICS.names()``, so nothing else changes.
+The CLI's ``--metrics`` choices come from ``METRICS.names()``, test.py and ``--eval_freq`` score
+every chosen metric through ``evaluate_dirs``, and no existing test needs an edit (give the new
+metric its own test against an independent computation, as ``tests/test_metrics_ssim.py`` does).
 """
 
 # Each metric module registers itself in METRICS when imported: these imports are the list of
