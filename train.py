@@ -4,6 +4,7 @@
     python train.py --config configs/demo.yaml --lr 1e-4                   # YAML + CLI override
     python train.py --name h2z --continue_train                            # exact resume
     python train.py --help | --dry_run                                     # options, resolved
+    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z          # 4 GPUs (README: Multi-GPU)
 
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``

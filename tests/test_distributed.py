@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ import torch
 
 import train
 from engine import distributed
+from engine.checkpoint import load_checkpoint
+from models.base_model import unwrap
 from models.cycle_gan_model import CycleGANModel
 from tests.conftest import REPO_ROOT, TINY, find_free_port, write_images
 
@@ -135,3 +138,107 @@ def test_ranks_hold_the_same_weights_and_gradients(tmp_path: Path, norm: str) ->
     assert set(result["nets"].values()) == {"DistributedDataParallel"}
     # on the CPU torch has no SyncBatchNorm: batch norm stays per process
     assert result["norms"] == {"batch": {"BatchNorm2d"}, "instance": {"InstanceNorm2d"}}[norm]
+
+
+EQUIVALENCE = ["--pool_size", "0", "--norm", "instance", "--no_flip", "--serial_batches", "--seed", "1"]
+
+
+def _half_batches(rank: int, port: int, options: list[str], out: str) -> None:
+    """One rank: the steps of ``half_batch_steps`` on its half of every batch, under DDP."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1")
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    distributed.init(60, cuda=False)
+    try:
+        model, losses = half_batch_steps(options, lambda batch: batch[rank : rank + 1])
+        gathered = [torch.zeros_like(losses) for _ in range(2)]
+        torch.distributed.all_gather(gathered, losses)
+        if rank == 0:
+            torch.save({"outputs": net_outputs(model), "losses": torch.stack(gathered).mean(0)}, out)
+    finally:
+        distributed.destroy()
+
+
+def half_batch_steps(options: list[str], part) -> tuple[object, torch.Tensor]:
+    """4 training steps in float64 on ``part`` of 4 fixed batches of 2; the model and the losses."""
+    from models import create_model
+    from options import parse_options
+
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(1)
+    model = create_model(parse_options(options, is_train=True), torch.device("cpu"))
+    model.distribute()
+    data, losses = torch.Generator().manual_seed(7), []
+    for _ in range(4):
+        batch = {side: torch.rand(2, 3, 32, 32, generator=data, dtype=torch.float64) * 2 - 1 for side in "AB"}
+        losses.append(torch.stack(list(model.train_step({k: part(v) for k, v in batch.items()}).values())))
+    return model, torch.stack(losses)
+
+
+def net_outputs(model) -> torch.Tensor:
+    """Every network's output on one fixed input: what the weights compute. (Not the weights:
+    the biases just before an instance norm have no effect and a gradient of 0 up to rounding,
+    which Adam, dividing each gradient by its own size, turns into steps of size lr.)"""
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        return torch.cat([unwrap(net)(x).flatten() for net in model.nets.values()])
+
+
+@pytest.mark.distributed
+def test_a_ddp_step_is_a_step_on_the_whole_batch(tmp_path: Path) -> None:
+    """The model's steps under DDP, 2 ranks x 1 sample, against one process on the 2 samples: in
+    float64 what the networks compute after 4 steps and every step's losses (mean over the
+    ranks) agree to rounding, because DDP averages the gradients and every loss is a mean over
+    the batch. (In float32 they drift apart by much more than rounding: Adam turns the rounding
+    noise of gradients that are about 0 into steps of size lr, and the GAN amplifies those.)"""
+    options = ["--dataroot", str(tmp_path), *TINY, *EQUIVALENCE]
+    out = tmp_path / "ddp.pt"
+    torch.multiprocessing.spawn(_half_batches, args=(find_free_port(), options, str(out)), nprocs=2)
+    try:
+        model, losses = half_batch_steps(options, lambda batch: batch)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    ddp = torch.load(out)
+    assert torch.allclose(ddp["losses"], losses, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(ddp["outputs"], net_outputs(model), rtol=0, atol=1e-10)
+    assert not torch.allclose(ddp["losses"][1:], losses[:-1])  # the losses change from step to step
+
+
+@pytest.mark.distributed
+def test_torchrun_two_ranks_of_batch_1_log_as_one_process_of_batch_2(tmp_path: Path) -> None:
+    """torchrun, 2 ranks x --batch_size 1 against 1 process x --batch_size 2, with the same data
+    order, over 2 epochs with saves: the first step (same weights on both: rank 0's) sees the
+    same samples, so its logged losses, the means over the ranks, are the batch-2 losses to
+    float rounding; later steps drift apart in float32 (see the test above). Only rank 0
+    wrote: the same files as the single process, one log record per step, one message."""
+    root = dataset(tmp_path / "tiny")
+    same = [*EQUIVALENCE, "--max_iters", "4", "--save_epoch_freq", "1", "--display_freq", "2", "--print_freq", "1"]
+    assert train.main([*args(root, tmp_path, "one"), *same, "--batch_size", "2"]) == 0
+    done = torchrun([*args(root, tmp_path, "two"), *same, "--batch_size", "1"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "batch: --batch_size 1 per process x 2 processes = 2 per step" in done.stdout
+    assert done.stdout.count("reached --max_iters 4") == 1  # rank 0 alone says it
+
+    one, two = tmp_path / "ck" / "one", tmp_path / "ck" / "two"
+    assert {p.name for p in two.iterdir()} == {p.name for p in one.iterdir()} >= {"1.pth", "2.pth", "latest.pth"}
+    ddp = load_checkpoint(two / "latest.pth")
+    assert (ddp["epoch"], ddp["epoch_samples"], ddp["total_iters"]) == (3, 0, 4)
+    records = {name: train_records(run) for name, run in (("one", one), ("two", two))}
+    assert [r["total_iters"] for r in records["two"]] == [r["total_iters"] for r in records["one"]] == [1, 2, 3, 4]
+    assert records["two"][0]["losses"] == pytest.approx(records["one"][0]["losses"], rel=1e-5)
+
+
+@pytest.mark.distributed
+def test_a_rank_that_fails_ends_the_job(tmp_path: Path) -> None:
+    """An unreadable image that only rank 1 reads (its shard holds index 1): rank 1 prints its
+    one-line error and exits with status 2; rank 0, waiting for it in a collective, fails too
+    and the launcher ends the job with a non-zero status, well within 30 s."""
+    root = dataset(tmp_path / "tiny")
+    bad = root / "trainA" / "0001.png"
+    bad.write_bytes(b"not an image")
+    started = time.monotonic()
+    done = torchrun([*args(root, tmp_path, "bad"), "--serial_batches", "--max_iters", "4"], timeout=60)
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0 and elapsed < 30, (done.returncode, elapsed)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("train.py: error:")]
+    assert errors == [f"train.py: error: rank 1: cannot read image {bad}: cannot identify image file '{bad}'"]
