@@ -93,6 +93,7 @@ class Run:
                 f"afresh at epoch {opt.epoch_count}"
             )
             return RunPosition(opt.epoch_count)
+        check_world_size(state, self.resumed_from)
         model.load_state_dict(state, source=self.resumed_from)
         self.tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"], model.device)
@@ -116,6 +117,8 @@ class Run:
                 **self.model.state_dict(),
                 "tracker": self.tracker.state_dict(),
                 "rng": rng_state(self.model.device),
+                # with several processes: the position in the epoch counts one rank's samples
+                **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
             }
             lean = lean_state(state)
             for save in saves:
@@ -143,6 +146,24 @@ class Run:
             f"stopped at iteration {position.total_iters}; saved {saved}; resume with --continue_train", file=sys.stderr
         )
         return 128 + signum
+
+
+def check_world_size(state: dict, source: str) -> None:
+    """A checkpoint's position inside an epoch counts the samples of one of its processes, so a
+    run resumes mid-epoch only with as many processes as wrote it; at an epoch's end any number
+    will do. With several processes every rank resumes rank 0's image pools and random state
+    (not yet an exact resume: that needs every rank's, the README says)."""
+    saved, now = state.get("world_size", 1), distributed.world_size()
+    if saved != now and state["epoch_samples"] > 0:
+        raise UserError(
+            f"{source} was saved by {saved} process(es) in the middle of epoch {state['epoch']}; resume it "
+            f"with {saved} (this run has {now}), or from a checkpoint saved at an epoch's end"
+        )
+    if max(saved, now) > 1:
+        distributed.print0(
+            f"note: resuming with {now} process(es) ({source}: {saved}): every rank continues from rank 0's "
+            "image pools and random state, so this resume is not exact"
+        )
 
 
 def describe(model: BaseModel, epoch_length: int, iterations: int, opt: Options) -> None:

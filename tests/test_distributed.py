@@ -22,6 +22,7 @@ from engine.checkpoint import load_checkpoint
 from models.base_model import unwrap
 from models.cycle_gan_model import CycleGANModel
 from tests.conftest import REPO_ROOT, TINY, find_free_port, write_images
+from util.seeds import stream_seed
 
 
 def child_env() -> dict[str, str]:
@@ -87,6 +88,29 @@ def test_a_rank_other_than_0_writes_nothing(tmp_path: Path, monkeypatch: pytest.
     assert steps == [1, 1, 1] and not (tmp_path / "ck").exists()
 
 
+def test_resume_mid_epoch_needs_the_same_number_of_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The position inside an epoch counts one rank's samples: a checkpoint saved mid-epoch by 2
+    processes (rank 0 of 2, simulated in this process) resumes only with 2; one saved at an
+    epoch's end resumes with any number, saying that the resume is not exact."""
+    root = dataset(tmp_path / "tiny")
+    with monkeypatch.context() as patch:
+        patch.setattr(distributed, "world_size", lambda: 2)
+        assert train.main([*args(root, tmp_path, "mid"), "--max_iters", "1"]) == 0  # 1 of 2 steps per epoch
+        assert load_checkpoint(tmp_path / "ck/mid/latest.pth")["world_size"] == 2
+    capsys.readouterr()
+    assert train.main([*args(root, tmp_path, "mid"), "--max_iters", "2", "--continue_train"]) == 2
+    assert "was saved by 2 process(es) in the middle of epoch 1; resume it with 2 (this run has 1)" in (
+        capsys.readouterr().err
+    )
+    assert train.main([*args(root, tmp_path, "end"), "--max_iters", "4"]) == 0  # epoch 1's end
+    assert "world_size" not in load_checkpoint(tmp_path / "ck/end/latest.pth")  # a single process: as before
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    assert train.main([*args(root, tmp_path, "end"), "--max_iters", "5", "--continue_train"]) == 0
+    assert "note: resuming with 2 process(es) (" in capsys.readouterr().out
+
+
 def _ranks_agree(rank: int, port: int, options: list[str], out: str) -> None:
     """One rank: a few steps of the model on this rank's own random batches, then every
     parameter and gradient compared with rank 0's."""
@@ -109,7 +133,9 @@ def _ranks_agree(rank: int, port: int, options: list[str], out: str) -> None:
             losses.append(torch.stack(list(model.train_step(batch).values())))
         params = torch.cat([p.detach().flatten() for net in model.nets.values() for p in net.parameters()])
         grads = torch.cat([p.grad.flatten() for net in model.nets.values() for p in net.parameters()])
-        gathered = {}
+        pools = torch.tensor([model.pools[side].generator.initial_seed() for side in ("A", "B")])
+        gathered = {"pool_seeds": [torch.zeros_like(pools) for _ in range(2)]}
+        torch.distributed.all_gather(gathered["pool_seeds"], pools)
         for key, tensor in {"params": params, "grads": grads, "losses": torch.stack(losses)}.items():
             gathered[key] = [torch.zeros_like(tensor) for _ in range(2)]
             torch.distributed.all_gather(gathered[key], tensor)
@@ -127,7 +153,8 @@ def _ranks_agree(rank: int, port: int, options: list[str], out: str) -> None:
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_ranks_hold_the_same_weights_and_gradients(tmp_path: Path, norm: str) -> None:
     """DDP: 2 ranks with different initial weights and different data end up with the same
-    parameters and, after each backward, the same (averaged) gradients; their losses differ."""
+    parameters and, after each backward, the same (averaged) gradients; their losses differ;
+    each rank has its own image pools."""
     options = ["--dataroot", str(tmp_path), *TINY, "--norm", norm, "--pool_size", "2", "--seed", "1"]
     out = tmp_path / "gathered.pt"
     torch.multiprocessing.spawn(_ranks_agree, args=(find_free_port(), options, str(out)), nprocs=2)
@@ -136,6 +163,9 @@ def test_ranks_hold_the_same_weights_and_gradients(tmp_path: Path, norm: str) ->
         assert torch.equal(*result[key]), f"{key} differ between the ranks"
     assert result["grads"][0].abs().sum() > 0 and not torch.equal(*result["losses"])
     assert set(result["nets"].values()) == {"DistributedDataParallel"}
+    # one image pool per rank and side, each with its own stream
+    expected = [[stream_seed(1, "pool", side, rank) for side in ("A", "B")] for rank in (0, 1)]
+    assert [seeds.tolist() for seeds in result["pool_seeds"]] == expected
     # on the CPU torch has no SyncBatchNorm: batch norm stays per process
     assert result["norms"] == {"batch": {"BatchNorm2d"}, "instance": {"InstanceNorm2d"}}[norm]
 
