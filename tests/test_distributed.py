@@ -240,9 +240,15 @@ def test_torchrun_two_ranks_of_batch_1_log_as_one_process_of_batch_2(tmp_path: P
     order, over 2 epochs with saves: the first step (same weights on both: rank 0's) sees the
     same samples, so its logged losses, the means over the ranks, are the batch-2 losses to
     float rounding; later steps drift apart in float32 (see the test above). Only rank 0
-    wrote: the same files as the single process, one log record per step, one message."""
+    wrote: the same files as the single process, one log record per step, one message; rank 0
+    evaluated (--eval_freq) while rank 1 waited."""
     root = dataset(tmp_path / "tiny")
+    write_images(root / "testA", 2, seed=3)
+    write_images(root / "testB", 2, seed=5)
+    for side in ("A", "B"):  # ground truth: --metrics l1 at every epoch's end
+        write_images(root / f"test{side}_gt", 2, seed=6)
     same = [*EQUIVALENCE, "--max_iters", "4", "--save_epoch_freq", "1", "--display_freq", "2", "--print_freq", "1"]
+    same += ["--eval_freq", "1", "--metrics", "l1"]
     assert train.main([*args(root, tmp_path, "one"), *same, "--batch_size", "2"]) == 0
     done = torchrun([*args(root, tmp_path, "two"), *same, "--batch_size", "1"])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -256,6 +262,12 @@ def test_torchrun_two_ranks_of_batch_1_log_as_one_process_of_batch_2(tmp_path: P
     records = {name: train_records(run) for name, run in (("one", one), ("two", two))}
     assert [r["total_iters"] for r in records["two"]] == [r["total_iters"] for r in records["one"]] == [1, 2, 3, 4]
     assert records["two"][0]["losses"] == pytest.approx(records["one"][0]["losses"], rel=1e-5)
+    # rank 0 evaluated at both epochs' ends while rank 1 waited (no deadlock, one record each)
+    logged = [json.loads(line) for line in (two / "loss_log.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], set(r["metrics"])) for r in logged if r["kind"] == "metrics"] == [
+        (1, {"l1_AtoB", "l1_BtoA"}),
+        (2, {"l1_AtoB", "l1_BtoA"}),
+    ]
 
 
 @pytest.mark.distributed
