@@ -19,8 +19,9 @@ LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER
 
 
 def launched() -> bool:
-    """Whether a launcher (torchrun) started this process as one rank of a group."""
-    return all(name in os.environ for name in LAUNCHER_VARIABLES) and int(os.environ["WORLD_SIZE"]) > 1
+    """Whether a launcher (torchrun) started this process as one rank of a group (of any size:
+    ``--nproc_per_node 1`` joins a group of 1, which then trains exactly as a plain process)."""
+    return all(name in os.environ for name in LAUNCHER_VARIABLES)
 
 
 def init(timeout_s: float, cuda: bool) -> None:
@@ -45,6 +46,7 @@ def destroy() -> None:
 
 
 def active() -> bool:
+    """Whether there are other processes to work with (a group of more than one)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
