@@ -37,7 +37,7 @@ provision: venv
 test: provision
 	$(PY) -m pytest -q -m "slow or not slow"
 
-# The quick loop while developing: the tests not marked slow, nothing provisioned.
+# The quick loop while developing: the tests not marked slow or distributed, nothing provisioned.
 test-fast: venv
 	$(PY) -m pytest -q
 

@@ -4,6 +4,7 @@
     python train.py --config configs/demo.yaml --lr 1e-4                   # YAML + CLI override
     python train.py --name h2z --continue_train                            # exact resume
     python train.py --help | --dry_run                                     # options, resolved
+    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z          # 4 GPUs (README: Multi-GPU)
 
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
@@ -18,11 +19,13 @@ import sys
 import time
 from collections.abc import Sequence
 
+import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
+from engine import distributed
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
@@ -38,42 +41,57 @@ from util.errors import UserError, one_line
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return train(parse_options(argv, is_train=True, prog="train.py"))
+        opt = parse_options(argv, is_train=True, prog="train.py")
+        # under torchrun: join the process group (a single process: nothing to join)
+        distributed.init(opt.dist_timeout, cuda=bool(gpu_ids(opt.gpu_ids)) and torch.cuda.is_available())
+        return train(opt)
     except NonFiniteLoss as e:
-        print(f"train.py: error: {e}; the last good checkpoint is kept. Try a lower --lr.", file=sys.stderr)
+        print(
+            f"train.py: error: {rank_prefix()}{e}; the last good checkpoint is kept. Try a lower --lr.", file=sys.stderr
+        )
         return 3
     except UserError as e:  # also errors from dataset code inside DataLoader workers
-        print(f"train.py: error: {one_line(e)}", file=sys.stderr)
+        print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
         return 2
+    finally:
+        distributed.destroy()
+
+
+def rank_prefix() -> str:
+    """Which process an error comes from, when there are several."""
+    return f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
 
 
 def train(opt: Options) -> int:
     # Set up: the run folder (and the checkpoint it resumes), device, data, model.
     run = Run(opt)
     opt = run.options(opt)
-    print(format_options(opt))
-    device = select_device(gpu_ids(opt.gpu_ids), preprocess_from_options(opt, train=True).fixed_size)
+    distributed.print0(format_options(opt))
+    gpus = distributed.process_gpu_ids(gpu_ids(opt.gpu_ids))
+    device = select_device(gpus, preprocess_from_options(opt, train=True).fixed_size)
     seed_everything(opt.seed)
-    dataset = create_dataset(opt, split="train")
-    loader, sampler = create_train_loader(dataset, opt, device)
-    model = create_model(opt, device)
+    dataset = create_dataset(opt, split="train")  # each rank: its shard of every epoch, epoch_length samples
+    loader, sampler = create_train_loader(dataset, opt, device, distributed.rank(), distributed.world_size())
+    model, epoch_length = create_model(opt, device), sampler.epoch_length
+    model.distribute()  # under torchrun: DDP, gradients averaged over the ranks
     model.train()
     tracker = LossTracker(model.loss_names, device)
-    describe(model, len(dataset), iterations_per_epoch(len(dataset), opt.batch_size), opt.verbose)
+    describe(model, epoch_length, iterations_per_epoch(epoch_length, opt.batch_size), opt)
     if opt.dry_run:
-        print("dry run: nothing trained")
+        distributed.print0("dry run: nothing trained")
         return 0
-    evaluate = TrainingEvaluator(opt, model, run.dir, device) if opt.eval_freq > 0 else None
+    main_rank = distributed.is_main()  # the one that writes and evaluates
+    evaluate = TrainingEvaluator(opt, model, run.dir, device) if opt.eval_freq > 0 and main_rank else None
 
     # Where to start: --epoch_count for a fresh run, or exactly where the checkpoint stopped.
     position = run.start(opt, model, tracker)
-    saves, planned = SavePolicy(opt, len(dataset)), planned_iterations(opt, len(dataset))
+    saves, planned = SavePolicy(opt, epoch_length), planned_iterations(opt, epoch_length)
     if position.total_iters >= planned:
         return run.nothing_to_do(position, planned)
 
-    visualizer = Visualizer.for_training(opt, run.dir, resume=opt.continue_train, total_iters=position.total_iters)
+    visualizer = Visualizer.for_training(opt, run.dir, opt.continue_train, position.total_iters, enabled=main_rank)
     visualizer.show_text("options", format_options(opt))
-    bar = tqdm(total=planned, initial=position.total_iters, unit="it", dynamic_ncols=True, disable=None)
+    bar = progress_bar(planned, position.total_iters, main_rank)
     try:
         with GracefulStop() as stop:
             while position.epoch <= last_epoch(opt):
@@ -81,24 +99,26 @@ def train(opt: Options) -> int:
                 started = time.time()
                 train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop)
                 # Its end: the LR step, then the saves of "start of the next epoch", the evaluation.
-                epoch_ended = position.epoch_done(len(dataset))
+                epoch_ended = position.epoch_done(epoch_length)
                 if epoch_ended:
                     lr = model.update_learning_rate(monitored_value(model, tracker))
                     finished = position.next_epoch()
-                    tqdm.write(
+                    note(
                         f"End of epoch {finished} / {last_epoch(opt)}: {time.time() - started:.1f} s, next lr {lr:.3g}"
                     )
                     run.save(saves.at_epoch_end(finished, position), position)
-                    if evaluate is not None and saves.evaluation_due(finished):  # after saving; a failure only warns
-                        scored = evaluate(model, finished)
-                        visualizer.log_metrics(finished, position.total_iters, scored.values, scored.info)
+                    if saves.evaluation_due(finished):  # rank 0, after saving; a failure only warns
+                        if evaluate is not None:
+                            scored = evaluate(model, finished)
+                            visualizer.log_metrics(finished, position.total_iters, scored.values, scored.info)
+                        distributed.barrier()  # the other ranks wait for it
                 # Stopped early (a signal, --max_iters): save where we are and say how to go on.
                 if stop.requested or position.total_iters >= opt.max_iters:
                     return run.stopped(position, run.save(saves.at_stop(position, epoch_ended), position), stop.signum)
     finally:
         bar.close()
         visualizer.close()
-    print(f"training done: {position.total_iters} iterations; checkpoints in {run.dir}")
+    distributed.print0(f"training done: {position.total_iters} iterations; checkpoints in {run.dir}")
     return 0
 
 
@@ -149,6 +169,17 @@ def train_epoch(
         if stop.requested or position.total_iters >= opt.max_iters:
             return
         timer.waiting()
+
+
+def progress_bar(planned: int, done: int, main_rank: bool) -> tqdm:
+    """The iterations bar, on rank 0 (and only in a terminal)."""
+    return tqdm(total=planned, initial=done, unit="it", dynamic_ncols=True, disable=None if main_rank else True)
+
+
+def note(text: str) -> None:
+    """A line on rank 0's console, above the progress bar."""
+    if distributed.is_main():
+        tqdm.write(text)
 
 
 def monitored_value(model: BaseModel, tracker: LossTracker) -> float | None:

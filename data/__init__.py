@@ -64,10 +64,15 @@ def collate(items: list[dict]) -> dict:
     return default_collate(items)
 
 
-def create_train_loader(dataset: BaseDataset, opt: Options, device: torch.device) -> tuple[DataLoader, EpochSampler]:
+def create_train_loader(
+    dataset: BaseDataset, opt: Options, device: torch.device, rank: int = 0, world_size: int = 1
+) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
-    ``--serial_batches``). Workers are re-created every epoch so they see ``dataset.epoch``."""
-    sampler = EpochSampler(len(dataset), shuffle=not opt.serial_batches, seed=opt.seed)
+    ``--serial_batches``) that gives this ``rank`` its shard of each epoch; ``--batch_size`` is
+    per process. Workers are re-created every epoch so they see ``dataset.epoch``."""
+    sampler = EpochSampler(
+        len(dataset), shuffle=not opt.serial_batches, seed=opt.seed, rank=rank, world_size=world_size
+    )
     loader = DataLoader(
         dataset,
         batch_size=opt.batch_size,

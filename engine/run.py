@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine import distributed
 from engine.checkpoint import checkpoint_path, load_checkpoint, load_tagged, rng_state, save_checkpoint, set_rng_state
 from engine.position import RunPosition
 from engine.saving import Save
@@ -73,11 +74,13 @@ class Run:
     def start(self, opt: Options, model: BaseModel, tracker: LossTracker) -> RunPosition:
         """Where training starts: ``--epoch_count`` for a fresh run; for ``--continue_train``
         exactly where the checkpoint stopped (the reference's weight files: their weights only,
-        at ``--epoch_count``). Then writes ``opt.yaml``; later saves are of this model."""
+        at ``--epoch_count``). Then rank 0 writes ``opt.yaml``; later saves are of this model."""
         self.opt, self.model, self.tracker = opt, model, tracker
         position = self._restore() if opt.continue_train else RunPosition(opt.epoch_count)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        save_options(opt, self.dir / "opt.yaml")
+        if distributed.is_main():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            save_options(opt, self.dir / "opt.yaml")
+        distributed.barrier()
         return position
 
     def _restore(self) -> RunPosition:
@@ -90,6 +93,7 @@ class Run:
                 f"afresh at epoch {opt.epoch_count}"
             )
             return RunPosition(opt.epoch_count)
+        check_world_size(state, self.resumed_from)
         model.load_state_dict(state, source=self.resumed_from)
         self.tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"], model.device)
@@ -102,8 +106,10 @@ class Run:
         return RunPosition.from_state(state)
 
     def save(self, saves: list[Save], position: RunPosition) -> Path:
-        """Write ``saves`` of the current position (atomically); returns the path of ``latest``."""
-        if saves:
+        """Rank 0 writes ``saves`` of the current position (atomically), then every rank waits for
+        it (so none reads a half-written file); returns the path of ``latest``. Every rank calls
+        it with the same ``saves``."""
+        if saves and distributed.is_main():
             self.tracker.check()  # never overwrite a good checkpoint with NaN weights
             state = {
                 **position.state_dict(),
@@ -111,25 +117,30 @@ class Run:
                 **self.model.state_dict(),
                 "tracker": self.tracker.state_dict(),
                 "rng": rng_state(self.model.device),
+                # with several processes: the position in the epoch counts one rank's samples
+                **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
             }
             lean = lean_state(state)
             for save in saves:
                 save_checkpoint(checkpoint_path(self.dir, save.tag), state if save.full else lean)
+        if saves:
+            distributed.barrier()
         return checkpoint_path(self.dir, "latest")
 
     def nothing_to_do(self, position: RunPosition, planned: int) -> int:
         """The run is already at its end; ``--max_iters 0`` keeps the initial weights (an untrained
         baseline to test)."""
         if position.total_iters == 0 and self.opt.max_iters == 0:
-            print(f"--max_iters 0: saved the initial weights as {self.save([Save('latest', True)], position)}")
+            saved = self.save([Save("latest", True)], position)
+            distributed.print0(f"--max_iters 0: saved the initial weights as {saved}")
         else:
-            print(f"nothing to do: {position.total_iters} of {planned} iterations done")
+            distributed.print0(f"nothing to do: {position.total_iters} of {planned} iterations done")
         return 0
 
     def stopped(self, position: RunPosition, saved: Path, signum: int | None) -> int:
         """Say where an early stop left the run; the exit status (128 + N for signal N)."""
         if signum is None:
-            print(f"reached --max_iters {self.opt.max_iters}; saved {saved}")
+            distributed.print0(f"reached --max_iters {self.opt.max_iters}; saved {saved}")
             return 0
         print(
             f"stopped at iteration {position.total_iters}; saved {saved}; resume with --continue_train", file=sys.stderr
@@ -137,9 +148,37 @@ class Run:
         return 128 + signum
 
 
-def describe(model: BaseModel, epoch_length: int, iterations: int, verbose: bool) -> None:
+def check_world_size(state: dict, source: str) -> None:
+    """A checkpoint's position inside an epoch counts the samples of one of its processes, so a
+    run resumes mid-epoch only with as many processes as wrote it; at an epoch's end any number
+    will do. With several processes every rank resumes rank 0's image pools and random state
+    (not yet an exact resume: that needs every rank's, the README says)."""
+    saved, now = state.get("world_size", 1), distributed.world_size()
+    if saved != now and state["epoch_samples"] > 0:
+        raise UserError(
+            f"{source} was saved by {saved} process(es) in the middle of epoch {state['epoch']}; resume it "
+            f"with {saved} (this run has {now}), or from a checkpoint saved at an epoch's end"
+        )
+    if max(saved, now) > 1:
+        distributed.print0(
+            f"note: resuming with {now} process(es) ({source}: {saved}): every rank continues from rank 0's "
+            "image pools and random state, so this resume is not exact"
+        )
+
+
+def describe(model: BaseModel, epoch_length: int, iterations: int, opt: Options) -> None:
+    """On rank 0: the dataset, the parameters, and with several processes the effective batch."""
+    if not distributed.is_main():
+        return
     counts = ", ".join(f"{name} {n / 1e6:.3f} M" for name, n in model.parameter_counts().items())
-    print(f"dataset: {epoch_length} items per epoch ({iterations} iterations); parameters: {counts}")
-    if verbose:
+    world = distributed.world_size()
+    per_rank = f" per process, {world} processes" if world > 1 else ""
+    print(f"dataset: {epoch_length} items per epoch{per_rank} ({iterations} iterations); parameters: {counts}")
+    if world > 1:
+        print(
+            f"batch: --batch_size {opt.batch_size} per process x {world} processes = {opt.batch_size * world} "
+            "per step (the learning rate is not scaled)"
+        )
+    if opt.verbose:
         for name, net in model.nets.items():
             print(f"[{name}]\n{net}")

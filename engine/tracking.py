@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
+from engine import distributed
 from util.errors import UserError
 
 
@@ -49,11 +51,22 @@ class LossTracker:
             raise NonFiniteLoss(f"loss {', '.join(bad)} became NaN or infinite at iteration {iteration}")
 
     def mean(self) -> dict[str, float]:
-        """Means since the last call (one sync), then reset."""
-        self.check()
-        values = (self.sums / max(1, self.count)).tolist()
+        """Means since the last call (one sync), then reset. With several processes, the mean
+        over all ranks: every rank must call it at the same step (the loop's log steps)."""
+        values = self._reduced_mean(self.sums, self.count)
         self.sums.zero_()
         self.count = 0
+        return values
+
+    def _reduced_mean(self, sums: torch.Tensor, count: int) -> dict[str, float]:
+        """``sums / count`` averaged over the ranks (each rank has the same ``count``); raises
+        ``NonFiniteLoss`` for this rank's first bad loss, or for another rank's."""
+        means = distributed.all_reduce_mean(sums / max(1, count))
+        self.check()
+        values = means.tolist()
+        bad = [n for n, v in zip(self.names, values, strict=True) if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(f"loss {', '.join(bad)} became NaN or infinite on another rank")
         return dict(zip(self.names, values, strict=True))
 
     def state_dict(self) -> dict:
@@ -65,12 +78,12 @@ class LossTracker:
         self.epoch_count = state["epoch_count"]
 
     def epoch_mean(self) -> dict[str, float]:
-        """Means over the epoch so far, then reset the epoch sums."""
-        self.check()
-        values = (self.epoch_sums / max(1, self.epoch_count)).tolist()
+        """Means over the epoch so far (over all ranks, so the LR schedule stays the same on
+        every rank), then reset the epoch sums."""
+        values = self._reduced_mean(self.epoch_sums, self.epoch_count)
         self.epoch_sums.zero_()
         self.epoch_count = 0
-        return dict(zip(self.names, values, strict=True))
+        return values
 
 
 class StepTimer:

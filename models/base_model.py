@@ -7,13 +7,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from models.image_pool import ImagePool
 from models.networks import define_D, define_G, load_net_state
 from models.schedulers import build_scheduler, retarget
 from util.errors import UserError
 from util.registry import Registry
+from util.seeds import stream_seed
 
 MODELS = Registry("model")
 
@@ -100,6 +103,28 @@ class BaseModel:
         opt = self.opt
         net = define_D(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
         return net.to(self.device)
+
+    def build_pool(self, side: str) -> ImagePool:
+        """A ``--pool_size`` image pool for the fakes of ``side``. With several processes each
+        rank has its own pool with its own seeded stream (a single process keeps the stream it
+        always had)."""
+        rank = (dist.get_rank(),) if dist.is_initialized() and dist.get_world_size() > 1 else ()
+        return ImagePool(self.opt.pool_size, seed=stream_seed(self.opt.seed, "pool", side, *rank))
+
+    def distribute(self) -> None:
+        """With several processes, wrap every network in DistributedDataParallel: the
+        ranks start from rank 0's weights and every backward averages the gradients over the
+        ranks. On a GPU, batch norm becomes SyncBatchNorm first (statistics over the global
+        batch); torch's SyncBatchNorm runs on GPUs only, so on the CPU batch norm stays per
+        process. Instance norm has nothing to synchronise. The optimizers keep working: the
+        conversion keeps the parameter objects. A single process: nothing to do."""
+        if not (dist.is_initialized() and dist.get_world_size() > 1):
+            return
+        cuda = self.device.type == "cuda"
+        for name, net in self.nets.items():
+            if cuda:
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            self.nets[name] = DistributedDataParallel(net, device_ids=[self.device.index] if cuda else None)
 
     def setup_schedulers(self) -> None:
         opt = self.opt

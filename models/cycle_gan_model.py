@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
-from models.base_model import MODELS, BaseModel
-from models.image_pool import ImagePool
+from models.base_model import MODELS, BaseModel, unwrap
 from models.losses import GANLoss, gradient_penalty
 from util.errors import UserError
-from util.seeds import stream_seed
 
 if TYPE_CHECKING:
     from options import Options
@@ -76,10 +74,7 @@ class CycleGANModel(BaseModel):
         self.nets["D_A"] = self.build_discriminator(opt.output_nc)  # D_Y judges B images
         self.nets["D_B"] = self.build_discriminator(opt.input_nc)  # D_X judges A images
         # Pools of fakes: "B" holds G_A's outputs (judged by D_A), "A" holds G_B's.
-        self.pools = {
-            "A": ImagePool(opt.pool_size, seed=stream_seed(opt.seed, "pool", "A")),
-            "B": ImagePool(opt.pool_size, seed=stream_seed(opt.seed, "pool", "B")),
-        }
+        self.pools = {"A": self.build_pool("A"), "B": self.build_pool("B")}
         self.criterion_gan = GANLoss(opt.gan_mode)
         self.criterion_l1 = nn.L1Loss()
         betas = (opt.beta1, 0.999)
@@ -179,8 +174,10 @@ class CycleGANModel(BaseModel):
         real = images.to(self.device)
         forward, backward = ("G_A", "G_B") if side == "A" else ("G_B", "G_A")
         other = "B" if side == "A" else "A"
-        fake = self.nets[forward](real)
-        rec = self.nets[backward](fake)
+        # the plain modules: a DDP wrapper's forward may synchronise buffers with the other ranks,
+        # which do not evaluate (rank 0 evaluates alone)
+        fake = unwrap(self.nets[forward])(real)
+        rec = unwrap(self.nets[backward])(fake)
         return {f"real_{side}": real, f"fake_{other}": fake, f"rec_{side}": rec}
 
     def translation_label(self, side: str) -> str:

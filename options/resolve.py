@@ -73,6 +73,8 @@ def check_ranges(values: dict[str, Any], is_train: bool) -> None:
             raise UserError(f"--lr must be positive, got {values['lr']}")
         if not 0 <= values["beta1"] < 1:
             raise UserError(f"--beta1 must be in [0, 1), got {values['beta1']}")
+        if not values["dist_timeout"] > 0:
+            raise UserError(f"--dist_timeout must be a positive number of seconds, got {values['dist_timeout']}")
     elif not values["aspect_ratio"] > 0:
         raise UserError(f"--aspect_ratio must be positive, got {values['aspect_ratio']}")
 

@@ -344,6 +344,15 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="learning-rate policy",
     )
     add(g, "--lr_decay_iters", type=int, default=50, help="step policy: x0.1 every N epochs")
+    add(
+        g,
+        "--dist_timeout",
+        scope=(INVOCATION,),
+        type=float,
+        default=1800.0,
+        help="under torchrun: seconds a rank waits in a collective (e.g. a barrier while rank 0 saves or "
+        "evaluates) before giving up",
+    )
 
     add_metric_options(parser, is_train=True)
 

@@ -205,6 +205,37 @@ def test_sampler_order_is_seeded_and_resumable() -> None:
     assert list(EpochSampler(5, shuffle=False, seed=0)) == [0, 1, 2, 3, 4]
 
 
+def test_sampler_shards_an_epoch_between_ranks() -> None:
+    """DistributedSampler semantics: the order padded by repeating its start to a multiple of the
+    world size, rank r takes every world-th index from r; together the ranks' k-th steps walk the
+    one-process order; ``start`` counts this rank's samples; the order ignores the world size."""
+    whole = EpochSampler(7, shuffle=True, seed=5)
+    whole.set_epoch(4)
+    order = list(whole)
+    padded = order + order[:2]  # 7 -> 9 = 3 ranks x 3
+    shards = []
+    for rank in range(3):
+        sampler = EpochSampler(7, shuffle=True, seed=5, rank=rank, world_size=3)
+        sampler.set_epoch(4)
+        shards.append(list(sampler))
+        assert sampler.epoch_length == 3 and len(sampler) == 3 and shards[-1] == padded[rank::3]
+        sampler.set_epoch(4, start=2)
+        assert list(sampler) == shards[-1][2:] and len(sampler) == 1
+    assert [shard[k] for k in range(3) for shard in shards] == padded
+    # disjoint but for the 2 padding samples (the last of ranks 1 and 2), and all samples seen
+    assert sorted(shards[0] + shards[1][:2] + shards[2][:2]) == list(range(7))
+    # more ranks than samples: every rank still gets one, repeating the order
+    assert [list(EpochSampler(2, shuffle=False, seed=0, rank=r, world_size=5)) for r in range(5)] == [
+        [0],
+        [1],
+        [0],
+        [1],
+        [0],
+    ]
+    with pytest.raises(ValueError, match="rank 2 is not in a world of 2"):
+        EpochSampler(3, shuffle=False, seed=0, rank=2, world_size=2)
+
+
 def test_every_random_stream_of_a_run_is_distinct(tiny_dataset: Path) -> None:
     """Epoch shuffles, image pools, the loader and the global generator never share a stream,
     whatever the seed: with ``seed + k`` offsets, seed 0's first epochs shuffled with the pools'."""
