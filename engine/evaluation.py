@@ -331,8 +331,13 @@ def add_report_tables(page: HTMLPage, report: dict[str, dict]) -> None:
         page.add_header("Metrics (--metrics)")
         page.add_table(
             ["direction", "images", "real images", *keys],
-            [[m["direction"], m["images"], m["real_images"], *(f"{m['values'][k]:.6g}" for k in keys)] for m in scored],
+            [[m["direction"], m["images"], m["real_images"], *(cell(m["values"], k) for k in keys)] for m in scored],
         )
+
+
+def cell(values: dict[str, float], key: str) -> str:
+    """A metric's value, or a dash where a direction has none (e.g. l1 without that side's truth)."""
+    return f"{values[key]:.6g}" if key in values else "–"
 
 
 def ground_truth_scores(result: dict) -> dict[str, dict[str, float]]:

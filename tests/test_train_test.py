@@ -604,3 +604,23 @@ def test_cudnn_autotuning_only_for_fixed_input_sizes(tiny_dataset: Path, tmp_pat
         assert torch.backends.cudnn.benchmark is False
     finally:
         torch.backends.cudnn.benchmark = previous
+
+
+def test_paired_metrics_with_ground_truth_for_one_side_only(tmp_path: Path) -> None:
+    """--metrics l1 when only testA_gt/ exists: side A is scored, side B has no value, and the
+    page and summary say so instead of failing."""
+    import shutil
+
+    from scripts.make_demo_dataset import make_dataset
+
+    root = tmp_path / "demo"
+    make_dataset(root, seed=0, size=32, n_train=2, n_test=2, force=False)
+    shutil.rmtree(root / "testB_gt")
+    args = ["--dataroot", str(root), "--name", "d", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+    assert train.main([*args, "--max_iters", "1", "--seed", "0", "--load_size", "32"]) == 0
+    for epoch in ("latest", "all"):
+        assert test_script.main([*eval_args(root, tmp_path, name="d"), "--metrics", "l1", "--epoch", epoch]) == 0
+    report = json.loads((tmp_path / "res/d/test_latest/metrics.json").read_text())
+    assert 0 < report["A"]["metrics"]["values"]["l1"] < 1 and report["B"]["metrics"]["values"] == {}
+    page = (tmp_path / "res/d/test_latest/index.html").read_text()
+    assert "<td>–</td>" in page
