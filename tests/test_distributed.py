@@ -310,3 +310,39 @@ def test_torchrun_with_one_process_trains_as_a_plain_process(tmp_path: Path) -> 
         assert_same_state(plain[part], group[part], part)
     logged = {name: [r["losses"] for r in train_records(tmp_path / "ck" / name)] for name in ("plain", "group")}
     assert logged["group"] == logged["plain"] and "world_size" not in group
+
+
+@pytest.mark.distributed
+def test_two_nodes_on_localhost_train_together_and_write_one_checkpoint(tmp_path: Path) -> None:
+    """Multi-node as a user runs it: two torchrun launchers (--nnodes 2, one process each, the
+    same c10d rendezvous endpoint and id) join one job of 2 ranks. The job trains (rank 1 is
+    on the other "node"), the effective batch counts both, and only global rank 0 writes."""
+    root = dataset(tmp_path / "tiny")
+    endpoint = f"127.0.0.1:{find_free_port()}"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1"]
+    launcher += ["--rdzv_backend", "c10d", "--rdzv_endpoint", endpoint, "--rdzv_id", "two_nodes"]
+    command = [*launcher, "train.py", *args(root, tmp_path, "nodes"), "--max_iters", "3", "--seed", "4"]
+    nodes = [
+        subprocess.Popen(
+            command, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    try:
+        for node in nodes:
+            out, err = node.communicate(timeout=150)
+            outputs.append((node.returncode, out, err))
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    assert [code for code, _, _ in outputs] == [0, 0], [err[-2000:] for _, _, err in outputs]
+    stdout = "".join(out for _, out, _ in outputs)
+    assert stdout.count("batch: --batch_size 1 per process x 2 processes = 2 per step") == 1  # rank 0 says it
+    assert stdout.count("reached --max_iters 3") == 1
+    run = tmp_path / "ck" / "nodes"
+    assert sorted(p.name for p in run.glob("*.pth")) == ["latest.pth"]
+    state = load_checkpoint(run / "latest.pth")
+    assert state["total_iters"] == 3 and state["world_size"] == 2
+    assert [r["total_iters"] for r in train_records(run)] == [2]  # print_freq 2: one record, written once
