@@ -20,10 +20,10 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
+
+# numpy, PIL and torch are imported by the helpers that use them, so tests that need none of them
+# (tests/test_layers.py: plain ast) run on any Python with pytest.
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -70,6 +70,9 @@ def write_images(
     folder: Path, count: int, size: int = 32, seed: int = 0, tint: tuple = (1.0, 1.0, 1.0), ext: str = ".png"
 ) -> list[Path]:
     """``count`` RGB images of smooth random blobs (so they compress and look like images)."""
+    import numpy as np
+    from PIL import Image
+
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
@@ -85,6 +88,8 @@ def write_images(
 
 def assert_same_state(a: object, b: object, where: str = "") -> None:
     """Recursive exact equality of checkpoint parts (tensors bit for bit), naming the first difference."""
+    import torch
+
     if isinstance(a, torch.Tensor):
         assert torch.equal(a, b), f"{where} differs"
     elif isinstance(a, dict):

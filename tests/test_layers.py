@@ -20,7 +20,7 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]  # plain ast: nothing of the project is imported
 
 PACKAGES = ("util", "models", "data", "metrics", "options", "engine", "monitor", "scripts")
 ALLOWED: dict[str, set[str]] = {
@@ -175,23 +175,46 @@ def test_util_reads_no_options() -> None:
 # ---- components own their facts --------------------------------------------------------------
 
 
-def registries() -> dict[str, list[str]]:
-    """Each option that picks a registered component, with the registered names."""
-    from options import build_parser
-
-    parser, _ = build_parser(True, "cycle_gan", None)
-    test_parser, _ = build_parser(False, "cycle_gan", None)
-    from data import DATASETS
-    from metrics import METRICS
-    from models import MODELS
-    from models.networks import DISCRIMINATORS, GENERATORS
-
-    names = {tuple(r.names()) for r in (MODELS, DATASETS, GENERATORS, DISCRIMINATORS)}
-    found = {}
-    for action in [*parser._actions, *test_parser._actions]:
-        if action.choices is not None and tuple(sorted(action.choices)) in names:
-            found[action.dest] = sorted(action.choices)
-    found["metrics"] = METRICS.names()
+def registries(trees: dict[str, ast.AST]) -> dict[str, list[str]]:
+    """Each option that picks a registered component, with the registered names, read from the
+    code itself (``X = Registry(...)``, ``@X.register("name")``, ``register_metric(...(name=...))``,
+    ``choices=X.names()``), so this test needs nothing imported."""
+    registry_vars: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                func = node.value.func
+                if isinstance(func, ast.Name) and func.id == "Registry":
+                    registry_vars |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    names: dict[str, set[str]] = {var: set() for var in registry_vars}
+    chooses: dict[str, str] = {}  # option dest -> registry variable
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            first = node.args[0] if node.args and isinstance(node.args[0], ast.Constant) else None
+            if isinstance(func, ast.Attribute) and func.attr == "register" and isinstance(func.value, ast.Name):
+                if func.value.id in names and first is not None:
+                    names[func.value.id].add(first.value)
+            elif isinstance(func, ast.Name) and func.id == "register_metric" and node.args:
+                metric = node.args[0]  # UnpairedMetric(name="fid", ...) or PairedMetric("l1", ...)
+                given = [k.value for k in getattr(metric, "keywords", []) if k.arg == "name"]
+                given += getattr(metric, "args", [])[:1]
+                names.setdefault("METRICS", set()).update(g.value for g in given if isinstance(g, ast.Constant))
+            for keyword in node.keywords:
+                value = keyword.value
+                if (
+                    keyword.arg == "choices"
+                    and isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Attribute)
+                    and value.func.attr == "names"
+                    and isinstance(value.func.value, ast.Name)
+                ):
+                    flags = [a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value)[:2] == "--"]
+                    chooses.update({flag[2:]: value.func.value.id for flag in flags})
+    found = {dest: sorted(names[var]) for dest, var in chooses.items() if names.get(var)}
+    found["metrics"] = sorted(names.get("METRICS", ()))  # --metrics takes a comma-separated list of them
     return found
 
 
@@ -229,9 +252,10 @@ def component_names_in(tree: ast.AST, options: dict[str, list[str]]) -> list[str
 
 
 def test_generic_code_names_no_component() -> None:
-    options = registries()
-    assert {"model", "dataset_mode", "netG", "netD"} <= set(options)
     _, trees = graph()
+    options = registries(trees)
+    assert {"model", "dataset_mode", "netG", "netD"} <= set(options)
+    assert {"cycle_gan", "test"} <= set(options["model"]) and {"fid", "ssim"} <= set(options["metrics"])
     named = {
         name: places
         for name, tree in trees.items()
