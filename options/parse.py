@@ -199,13 +199,14 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     peeked = _peek(argv)
+    base = _base_parser(is_train, prog)  # for YAML errors and the default model
     yaml_values: dict[str, Any] = {}
     if getattr(peeked, "config", None):
-        yaml_values = _load_yaml(peeked.config, _base_parser(is_train, prog))
+        yaml_values = _load_yaml(peeked.config, base)
 
     # test.py takes the trained run's architecture; --continue_train all of the run's options but
     # this invocation's own (the flags' scopes say which, options.schema)
-    default_model = _base_parser(is_train, prog).get_default("model")
+    default_model = base.get_default("model")
     model_hint = getattr(peeked, "model", None) or yaml_values.get("model") or default_model
     resuming = is_train and ("--continue_train" in argv or yaml_values.get("continue_train") is True)
     saved = _saved_run(peeked, yaml_values, model_hint) if resuming or not is_train else {}

@@ -1,6 +1,6 @@
 """Flag scopes: each option declares, where it is declared, which runs pass it on.
 
-Options are read by scope (``keys_in_scope``, ``Options.keys_in``), so no module keeps its own
+Options are read by scope (``Options.keys_in``), so no module keeps its own
 list of option names, and a model's or dataset's ``modify_options`` hook tags the flags it adds
 the same way (``add(group, "--my_flag", scope=(ARCHITECTURE,), ...)``).
 """
@@ -21,8 +21,3 @@ def add(group: argparse._ActionsContainer, *flags: str, scope: tuple[str, ...] =
     action = group.add_argument(*flags, **kwargs)
     action.scopes = frozenset(scope)  # type: ignore[attr-defined]
     return action
-
-
-def keys_in_scope(parser: argparse.ArgumentParser, scope: str) -> list[str]:
-    """The option names (dests) of ``parser`` declared with ``scope``."""
-    return [a.dest for a in parser._actions if scope in getattr(a, "scopes", ())]
