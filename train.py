@@ -10,7 +10,8 @@ Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved 
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
 so do the test split's metrics every N epochs (also to visdom; an evaluation that fails prints a
 warning and training goes on). An iteration is one optimiser step (one batch). Exit status: 0
-done, 2 bad input, 3 a loss became NaN/inf, 128+N stopped by signal N (after saving ``latest``).
+done, 1 another process of the job was lost, 2 bad input, 3 a loss became NaN/inf, 128+N stopped
+by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from monitor import LogRecord, Visualizer
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
+from util.seeds import stream_seed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:  # also errors from dataset code inside DataLoader workers
         print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # another rank gone: its own error (or the launcher's) says why
+        if (said := distributed.lost_peer(e)) is None:
+            raise
+        print(f"train.py: error: {rank_prefix()}lost another process of the job ({said})", file=sys.stderr)
+        return 1
     finally:
         distributed.destroy()
 
@@ -74,6 +81,8 @@ def train(opt: Options) -> int:
     loader, sampler = create_train_loader(dataset, opt, device, distributed.rank(), distributed.world_size())
     model, epoch_length = create_model(opt, device), sampler.epoch_length
     model.distribute()  # under torchrun: DDP, gradients averaged over the ranks
+    if distributed.rank() > 0:  # its own random stream (dropout, the penalty's draws); rank 0 keeps the run's
+        seed_everything(stream_seed(opt.seed, "rank", distributed.rank()))
     model.train()
     tracker = LossTracker(model.loss_names, device)
     describe(model, epoch_length, iterations_per_epoch(epoch_length, opt.batch_size), opt)
@@ -113,8 +122,8 @@ def train(opt: Options) -> int:
                             visualizer.log_metrics(finished, position.total_iters, scored.values, scored.info)
                         distributed.barrier()  # the other ranks wait for it
                 # Stopped early (a signal, --max_iters): save where we are and say how to go on.
-                if stop.requested or position.total_iters >= opt.max_iters:
-                    return run.stopped(position, run.save(saves.at_stop(position, epoch_ended), position), stop.signum)
+                if stop.stopping or position.total_iters >= opt.max_iters:
+                    return run.stopped(position, run.save(saves.at_stop(position, epoch_ended), position), stop.agreed)
     finally:
         bar.close()
         visualizer.close()
@@ -166,7 +175,8 @@ def train_epoch(
         if opt.display_freq > 0 and position.total_iters % opt.display_freq == 0:
             visualizer.display(position.epoch, position.total_iters, model.visuals())
         run.save(saves.during_epoch(position), position)
-        if stop.requested or position.total_iters >= opt.max_iters:
+        stopping = stop.poll()  # every rank polls once per iteration: they stop together
+        if stopping or position.total_iters >= opt.max_iters:
             return
         timer.waiting()
 

@@ -7,7 +7,10 @@ Layout of ``checkpoints/<name>/<tag>.pth`` (tag: ``latest``, an epoch number, ``
      "nets": {"G_A": state_dict, ...}, "optimizers": {...}, "schedulers": {...},
      "pools": {"A": {"size", "images", "rng"}, ...},
      "tracker": {"epoch_sums", "epoch_count"},
-     "rng": {"torch": ByteTensor, "cuda": ByteTensor (this process's device only)}}
+     "rng": {"torch": ByteTensor, "cuda": ByteTensor (this process's device only)},
+     "world_size": int (only when above 1), "rank_shards": "latest.ranks/<token>" (a full save
+     of several processes: ranks 1.. keep their "pools", "rng", "tracker" in
+     <token>/rank_<r>.pth, see engine.run)}
 
 ``epoch`` is the epoch to continue with and ``epoch_samples`` how many of its samples are done
 (0 after an epoch's end, whose position is "start of the next epoch"), so a resumed run
@@ -17,6 +20,7 @@ The reference's per-network files (``latest_net_G_A.pth``) are read too.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,33 @@ FORMAT_VERSION = 1
 
 def checkpoint_path(run_dir: Path, tag: str | int) -> Path:
     return Path(run_dir) / f"{tag}.pth"
+
+
+def shard_folder(tag: str, token: str) -> str:
+    """Where, relative to the run's folder, one save of ``tag`` keeps the other ranks' shards
+    (``engine.run`` has the protocol): ``latest.ranks/<token>``."""
+    return f"{tag}.ranks/{token}"
+
+
+def shard_file(run_dir: Path, folder: str, rank: int) -> Path:
+    """Rank ``rank``'s shard in ``folder`` (as a checkpoint names it: relative, inside the run)."""
+    relative = Path(folder)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise UserError(f"a checkpoint in {run_dir} names per-rank state outside its run folder: {folder}")
+    return Path(run_dir) / relative / f"rank_{rank}.pth"
+
+
+def remove_shard_sets(run_dir: Path, tag: str, keep: str | None) -> None:
+    """Delete the shard sets of ``tag`` except ``keep`` (a ``shard_folder``); the folder too when
+    none is left."""
+    parent = Path(run_dir) / f"{tag}.ranks"
+    if not parent.is_dir():
+        return
+    for folder in parent.iterdir():
+        if keep is None or folder != Path(run_dir) / keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    if keep is None:
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def save_checkpoint(path: Path, state: dict) -> Path:

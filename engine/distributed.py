@@ -5,17 +5,24 @@ and ``MASTER_PORT``) starts one process per GPU; ``init`` joins them into one gr
 the processes train on GPUs, gloo on the CPU. Without those variables nothing is initialised,
 the world size is 1 and every helper here is a no-op, so a single-process run is exactly what it
 was before DDP. ``destroy`` is safe to call in any state (train.py calls it on every exit path).
+
+Control messages (``Vote``: "has any rank been asked to stop?", ``broadcast_object``) travel on
+gloo: with NCCL ``init`` opens a small gloo group for them, so that a question the host asks
+never waits behind GPU work; on the CPU the group itself is gloo.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+_control: dist.ProcessGroup | None = None  # gloo, for Vote
 
 
 def launched() -> bool:
@@ -32,15 +39,42 @@ def init(timeout_s: float, cuda: bool) -> None:
         return
     if cuda:
         torch.cuda.set_device(local_rank())
+    timeout = timedelta(seconds=timeout_s)
+    store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
+    # torchrun's agent keeps one store for every attempt of a job (--max_restarts), and the
+    # addresses that gloo (or NCCL) publishes there outlive the ranks that wrote them: a
+    # restarted rank could read its dead predecessor's and fail with "Connection refused" (it
+    # did, one restart in two, on torch 2.14). A prefix per attempt keeps attempts apart.
+    store = dist.PrefixStore(f"cyclegan/attempt_{restart_count()}", store)
     dist.init_process_group(
         backend="nccl" if cuda else "gloo",
-        init_method="env://",
-        timeout=timedelta(seconds=timeout_s),
+        store=store,
+        rank=rank,
+        world_size=world,
+        timeout=timeout,
         **({"device_id": torch.device("cuda", local_rank())} if cuda else {}),
     )
+    global _control
+    _control = dist.new_group(backend="gloo") if cuda else dist.group.WORLD
+
+
+def restart_count() -> int:
+    """How often torchrun's agent has restarted this job's processes (``--max_restarts``): 0 on
+    the first attempt and without a launcher."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
+def job_id() -> str | None:
+    """The launcher's id of this job (torchrun's ``--rdzv_id``; ``--standalone`` and
+    ``train.py --gpu_ids 0,1`` make a unique one), the same across restarts; None without a
+    launcher or when the launcher was given none (torchrun's default ``none``)."""
+    value = os.environ.get("TORCHELASTIC_RUN_ID") if launched() else None
+    return value if value and value != "none" else None
 
 
 def destroy() -> None:
+    global _control
+    _control = None
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -84,6 +118,48 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= dist.get_world_size()
     return tensor
+
+
+def lost_peer(error: BaseException) -> str | None:
+    """If ``error`` is a collective failing because another rank is gone (killed, crashed, its
+    node lost, or silent past ``--dist_timeout``), what the backend said, in one line; else None.
+    gloo says it with a RuntimeError ("Connection reset by peer"), NCCL with a DistError."""
+    if not active() or not isinstance(error, RuntimeError):
+        return None
+    text = " ".join(str(error).split())
+    if not isinstance(error, dist.DistError) and not any(
+        word in text for word in ("gloo", "Connection reset", "Connection closed", "NCCL", "Timed out", "timed out")
+    ):
+        return None
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # the C++ source location
+    return text.split(". ")[0].rstrip(".")
+
+
+def broadcast_object(value: object) -> object:
+    """Rank 0's ``value`` on every rank (a small picklable object)."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=_control)
+    return box[0]
+
+
+class Vote:
+    """The maximum over the ranks of a small non-negative integer, started now and read later
+    (``result``), on the gloo control group: nothing waits for it meanwhile. Every rank must
+    start the same votes in the same order. A single process: the value itself."""
+
+    def __init__(self, value: int) -> None:
+        self._value = torch.tensor([value], dtype=torch.int64)
+        self._work = (
+            dist.all_reduce(self._value, op=dist.ReduceOp.MAX, group=_control, async_op=True) if active() else None
+        )
+
+    def result(self) -> int:
+        if self._work is not None:
+            self._work.wait()
+            self._work = None
+        return int(self._value.item())
 
 
 def process_gpu_ids(gpu_ids: list[int]) -> list[int]:

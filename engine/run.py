@@ -2,21 +2,43 @@
 
 ``checkpoints/<name>/``: ``opt.yaml`` (the options in force), ``latest.pth`` and the other
 checkpoints (``engine.checkpoint`` has the format, ``engine.saving`` the policy).
+
+With several processes what differs from rank to rank (image pools, random state, the epoch's
+loss sums) is saved too: rank 0's in the checkpoint itself, every other rank's in a shard of
+its own, ``<tag>.ranks/<token>/rank_<r>.pth``, so that a resume with as many processes is
+exact. One save's shards are written under a fresh token first; then the checkpoint, naming
+the token, is renamed into place: that rename commits the whole set. A crash at any moment
+leaves the previous checkpoint and the set it names intact; sets that no checkpoint names are
+deleted after the next save.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
+
 from engine import distributed
-from engine.checkpoint import checkpoint_path, load_checkpoint, load_tagged, rng_state, save_checkpoint, set_rng_state
+from engine.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    load_tagged,
+    remove_shard_sets,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    shard_file,
+    shard_folder,
+)
 from engine.position import RunPosition
 from engine.saving import Save
 from engine.tracking import LossTracker
 from options import FIXED, INVOCATION, save_options
 from util.errors import UserError
+from util.seeds import stream_seed
 
 if TYPE_CHECKING:
     from models import BaseModel
@@ -51,24 +73,40 @@ def resume_options(opt: Options, state: dict) -> Options:
     own = set(opt.keys_in(INVOCATION)) | {"epoch_count"}
     changed = [key for key in sorted(current) if key in saved and current[key] != saved[key] and key not in own]
     if changed:
-        print(
+        distributed.print0(
             "note: resuming with changed options: " + ", ".join(f"--{k} {current[k]} (was {saved[k]})" for k in changed)
         )
     epoch_count = saved.get("epoch_count", opt.epoch_count)
     if opt.epoch_count != epoch_count:
-        print(f"note: --epoch_count {opt.epoch_count} ignored: the checkpoint continues at epoch {state['epoch']}")
+        distributed.print0(
+            f"note: --epoch_count {opt.epoch_count} ignored: the checkpoint continues at epoch {state['epoch']}"
+        )
     return opt.replace(epoch_count=epoch_count)
 
 
 class Run:
     def __init__(self, opt: Options) -> None:
         self.dir = Path(opt.checkpoints_dir) / opt.name
+        # torchrun restarted this job (--max_restarts): continue from the latest save it made
+        self.restarted = distributed.restart_count() > 0 and bool(distributed.broadcast_object(self._saved_by_job()))
         # --continue_train from our own checkpoint: read it first, its options and schedule hold
-        path = checkpoint_path(self.dir, opt.epoch)
-        self.resumed = load_checkpoint(path) if opt.continue_train and path.is_file() else None
+        path = checkpoint_path(self.dir, "latest" if self.restarted else opt.epoch)
+        self.resumed = load_checkpoint(path) if (opt.continue_train or self.restarted) and path.is_file() else None
         self.resumed_from = str(path)
 
+    def _saved_by_job(self) -> bool:
+        """Whether ``latest.pth`` was saved by this job, i.e. after the ``opt.yaml`` its first
+        attempt wrote when it started (an older one belongs to an earlier run of this name)."""
+        latest, options = checkpoint_path(self.dir, "latest"), self.dir / "opt.yaml"
+        return latest.is_file() and options.is_file() and latest.stat().st_mtime_ns >= options.stat().st_mtime_ns
+
     def options(self, opt: Options) -> Options:
+        if self.restarted:
+            distributed.print0(
+                f"note: torchrun restarted the job (restart {distributed.restart_count()}): resuming "
+                f"{self.resumed_from}, its latest save"
+            )
+            opt = opt.replace(continue_train=True, epoch="latest")
         return resume_options(opt, self.resumed) if self.resumed is not None else opt
 
     def start(self, opt: Options, model: BaseModel, tracker: LossTracker) -> RunPosition:
@@ -88,29 +126,76 @@ class Run:
         if state is None:
             state, source = load_tagged(self.dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
             model.load_networks(state["nets"], source)
-            print(
+            distributed.print0(
                 f"note: resumed the weights of {source}; optimizer state, image pools and data order start "
                 f"afresh at epoch {opt.epoch_count}"
             )
             return RunPosition(opt.epoch_count)
-        check_world_size(state, self.resumed_from)
+        same_world = check_world_size(state, self.resumed_from)
         model.load_state_dict(state, source=self.resumed_from)
-        self.tracker.load_state_dict(state["tracker"])
-        set_rng_state(state["rng"], model.device)
-        print(f"resumed from {self.resumed_from}: epoch {state['epoch']}, iteration {state['total_iters']}")
+        if same_world and (distributed.rank() == 0 or "rank_shards" in state):
+            own = self._rank_shard(state)  # rank 0's part is the checkpoint's own
+            if "pools" in own:
+                model.load_pools(own["pools"])
+            self.tracker.load_state_dict(own["tracker"])
+            set_rng_state(own["rng"], model.device)
+        else:  # another number of processes, or a lean checkpoint's rank > 0: this rank's part afresh
+            if not same_world:
+                model.reset_pools()
+            self.tracker.load_state_dict(state["tracker"])
+            torch.manual_seed(stream_seed(opt.seed, "resume", state["total_iters"], distributed.rank()))
+        distributed.print0(
+            f"resumed from {self.resumed_from}: epoch {state['epoch']}, iteration {state['total_iters']}"
+        )
         if any(key not in state for key in RESUME_ONLY):
-            print(
+            distributed.print0(
                 f"note: {self.resumed_from} holds weights, schedule and position only: optimizer moments and "
                 "image pools start afresh (latest.pth, or checkpoints saved with --full_checkpoints, resume exactly)"
             )
         return RunPosition.from_state(state)
 
+    def _rank_shard(self, state: dict) -> dict:
+        """This rank's pools, random state and loss sums from the checkpoint ``state``."""
+        rank = distributed.rank()
+        if rank == 0:
+            return state
+        path = shard_file(self.dir, state["rank_shards"], rank)
+        if not path.is_file():
+            raise UserError(
+                f"{self.resumed_from} names the per-rank state {path}, which is missing: was {self.dir} "
+                "copied without its .ranks folders? Copy them too, or resume with another number of processes"
+            )
+        shard = load_checkpoint(path)
+        if (shard.get("rank"), shard.get("total_iters")) != (rank, state["total_iters"]):
+            raise UserError(f"{path} does not belong to {self.resumed_from} (another rank or iteration)")
+        return shard
+
+    def _rank_state(self) -> dict:
+        """What differs from rank to rank: image pools, random state, the epoch's loss sums."""
+        return {
+            "pools": self.model.state_dict()["pools"],
+            "tracker": self.tracker.state_dict(),
+            "rng": rng_state(self.model.device),
+        }
+
     def save(self, saves: list[Save], position: RunPosition) -> Path:
-        """Rank 0 writes ``saves`` of the current position (atomically), then every rank waits for
-        it (so none reads a half-written file); returns the path of ``latest``. Every rank calls
-        it with the same ``saves``."""
-        if saves and distributed.is_main():
-            self.tracker.check()  # never overwrite a good checkpoint with NaN weights
+        """Write ``saves`` of the current position (atomically; with several processes each rank
+        first writes its shard of the full saves, then rank 0 commits them, see the module's
+        note), then every rank waits (so none reads a half-written file); returns the path of
+        ``latest``. Every rank calls it with the same ``saves``."""
+        if not saves:
+            return checkpoint_path(self.dir, "latest")
+        self.tracker.check_all_ranks()  # never overwrite a good checkpoint with NaN weights
+        world, rank = distributed.world_size(), distributed.rank()
+        token = distributed.broadcast_object(f"it{position.total_iters}-{uuid.uuid4().hex[:8]}") if world > 1 else ""
+        sharded = {save.tag for save in saves if save.full and world > 1}
+        if sharded and rank > 0:
+            shard = {"rank": rank, "world_size": world, "total_iters": position.total_iters, **self._rank_state()}
+            for tag in sharded:
+                save_checkpoint(shard_file(self.dir, shard_folder(tag, token), rank), shard)
+        if sharded:
+            distributed.barrier()  # every shard is on disk before a checkpoint names it
+        if rank == 0:
             state = {
                 **position.state_dict(),
                 "options": self.opt.to_dict(),
@@ -118,13 +203,18 @@ class Run:
                 "tracker": self.tracker.state_dict(),
                 "rng": rng_state(self.model.device),
                 # with several processes: the position in the epoch counts one rank's samples
-                **({"world_size": distributed.world_size()} if distributed.world_size() > 1 else {}),
+                **({"world_size": world} if world > 1 else {}),
             }
             lean = lean_state(state)
             for save in saves:
-                save_checkpoint(checkpoint_path(self.dir, save.tag), state if save.full else lean)
-        if saves:
-            distributed.barrier()
+                content = state if save.full else lean
+                if save.tag in sharded:  # the rename of this file commits the shards it names
+                    content = {**state, "rank_shards": shard_folder(save.tag, token)}
+                save_checkpoint(checkpoint_path(self.dir, save.tag), content)
+            for save in saves:  # the sets no checkpoint names any more
+                keep = shard_folder(save.tag, token) if save.tag in sharded else None
+                remove_shard_sets(self.dir, save.tag, keep)
+        distributed.barrier()
         return checkpoint_path(self.dir, "latest")
 
     def nothing_to_do(self, position: RunPosition, planned: int) -> int:
@@ -142,28 +232,33 @@ class Run:
         if signum is None:
             distributed.print0(f"reached --max_iters {self.opt.max_iters}; saved {saved}")
             return 0
-        print(
-            f"stopped at iteration {position.total_iters}; saved {saved}; resume with --continue_train", file=sys.stderr
-        )
+        if distributed.is_main():
+            print(
+                f"stopped at iteration {position.total_iters}; saved {saved}; resume with --continue_train",
+                file=sys.stderr,
+            )
         return 128 + signum
 
 
-def check_world_size(state: dict, source: str) -> None:
-    """A checkpoint's position inside an epoch counts the samples of one of its processes, so a
-    run resumes mid-epoch only with as many processes as wrote it; at an epoch's end any number
-    will do. With several processes every rank resumes rank 0's image pools and random state
-    (not yet an exact resume: that needs every rank's, the README says)."""
+def check_world_size(state: dict, source: str) -> bool:
+    """Whether this run resumes ``state`` exactly: with as many processes as saved it. With
+    another number it still resumes the weights, optimizers and schedule exactly, and every rank
+    starts its pools and random stream afresh (said); but a checkpoint's position inside an
+    epoch counts the samples of one of its processes, so mid-epoch it needs as many processes
+    as wrote it (a one-line error otherwise); at an epoch's end any number will do."""
     saved, now = state.get("world_size", 1), distributed.world_size()
     if saved != now and state["epoch_samples"] > 0:
         raise UserError(
             f"{source} was saved by {saved} process(es) in the middle of epoch {state['epoch']}; resume it "
             f"with {saved} (this run has {now}), or from a checkpoint saved at an epoch's end"
         )
-    if max(saved, now) > 1:
-        distributed.print0(
-            f"note: resuming with {now} process(es) ({source}: {saved}): every rank continues from rank 0's "
-            "image pools and random state, so this resume is not exact"
-        )
+    if saved == now:
+        return True
+    distributed.print0(
+        f"note: resuming with {now} process(es) ({source}: {saved}): weights, optimizers, schedule and "
+        "position resume exactly; every rank's image pools and random state start afresh (reseeded)"
+    )
+    return False
 
 
 def describe(model: BaseModel, epoch_length: int, iterations: int, opt: Options) -> None:

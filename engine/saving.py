@@ -56,8 +56,10 @@ class SavePolicy:
         return saves + (self._latest(position) if self._latest_due(position) else [Save("latest", True)])
 
     def at_stop(self, position: RunPosition, epoch_ended: bool) -> list[Save]:
-        """When the run stops early; nothing when the epoch's end has just saved ``latest``."""
-        return [] if epoch_ended else [Save("latest", True)]
+        """When the run stops early; nothing when this iteration has just saved ``latest`` (at
+        the epoch's end, or as a periodic save)."""
+        just_saved = epoch_ended or self._latest_due(position)
+        return [] if just_saved else [Save("latest", True)]
 
     def evaluation_due(self, finished_epoch: int) -> bool:
         freq = self.opt.eval_freq

@@ -1,4 +1,10 @@
-"""Graceful stop on SIGINT/SIGTERM: the loop saves ``latest`` and exits instead of dying mid-write."""
+"""Graceful stop on SIGINT/SIGTERM: the loop saves ``latest`` and exits instead of dying mid-write.
+
+With several processes the ranks must stop at the same iteration (a save is a collective, and a
+rank that left early would leave the others waiting in the next step's gradient all-reduce):
+``poll`` makes them agree. torchrun's agent forwards a signal to every rank, but not at the same
+instant, and a user may signal one rank only: any rank's signal stops all of them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from types import FrameType
 
+from engine import distributed
+
 
 class GracefulStop:
     """Turns SIGINT/SIGTERM into a flag the loop checks after each iteration, so it can save
@@ -14,7 +22,9 @@ class GracefulStop:
     is ignored: the save is atomic and short."""
 
     def __init__(self) -> None:
-        self.signum: int | None = None
+        self.signum: int | None = None  # the signal this process received
+        self.agreed: int | None = None  # the signal every rank stops for (see ``poll``)
+        self._vote: distributed.Vote | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> GracefulStop:
@@ -34,7 +44,28 @@ class GracefulStop:
 
     @property
     def requested(self) -> bool:
+        """This process received a signal."""
         return self.signum is not None
+
+    def poll(self) -> bool:
+        """Whether the loop stops after this iteration: every rank calls it once per iteration
+        and all get the same answer. A single process stops after the iteration in which the
+        signal arrived. With several, each poll starts a vote (the largest signal number any
+        rank has received, 0 for none) and reads the one the previous poll started, which has
+        long arrived, so no step waits for it: the ranks stop together one iteration after the
+        first of them was signalled."""
+        if not distributed.active():
+            self.agreed = self.signum
+            return self.requested
+        if self._vote is not None:
+            self.agreed = self._vote.result() or self.agreed
+        self._vote = distributed.Vote(self.signum or 0)
+        return self.stopping
+
+    @property
+    def stopping(self) -> bool:
+        """The ranks agreed to stop (the last ``poll`` said so)."""
+        return self.agreed is not None
 
     def batches(self, loader: Iterable) -> Iterator:
         """Iterate ``loader``. Once a stop was requested, a failure to fetch the next batch ends
@@ -53,6 +84,8 @@ class GracefulStop:
                 raise
             yield batch
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if self._vote is not None and exc_type is None:
+            self._vote.result()  # nothing may be in flight when the group is torn down
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)

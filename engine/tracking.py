@@ -50,6 +50,17 @@ class LossTracker:
             bad = [n for n, b in zip(self.names, self.first_bad_mask.tolist(), strict=True) if b]
             raise NonFiniteLoss(f"loss {', '.join(bad)} became NaN or infinite at iteration {iteration}")
 
+    def check_all_ranks(self) -> None:
+        """``check`` here and on every other rank (every rank must call it, at the same step):
+        a NaN gradient on any rank is averaged into every rank's weights, so before a save the
+        ranks must agree that all their losses were finite."""
+        if not distributed.active():
+            return self.check()
+        anywhere = distributed.all_reduce_mean((self.first_bad_iter >= 0).to(torch.float64).reshape(1))
+        self.check()  # this rank's own, named exactly, after the collective every rank joins
+        if anywhere.item() > 0:
+            raise NonFiniteLoss("a loss became NaN or infinite on another rank")
+
     def mean(self) -> dict[str, float]:
         """Means since the last call (one sync), then reset. With several processes, the mean
         over all ranks: every rank must call it at the same step (the loop's log steps)."""

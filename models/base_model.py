@@ -202,6 +202,15 @@ class BaseModel:
                     group["betas"] = (self.opt.beta1, group["betas"][1])
             if k in self.schedulers:
                 retarget(self.schedulers[k], o, self.opt.lr, self.opt.lr_decay_iters)
+        if "pools" in state:
+            self.load_pools(state["pools"])
+
+    def load_pools(self, pools: dict[str, dict]) -> None:
+        """The image pools' contents and random streams (a checkpoint's ``pools``)."""
         for k, p in self.pools.items():
-            if "pools" in state:
-                p.load_state_dict(state["pools"][k], self.device)
+            p.load_state_dict(pools[k], self.device)
+
+    def reset_pools(self) -> None:
+        """Empty image pools with this rank's fresh streams, as at the start of a run (a resume
+        with another number of processes: the saved pools belonged to other ranks)."""
+        self.pools = {side: self.build_pool(side) for side in self.pools}

@@ -73,9 +73,11 @@ def test_single_process_is_not_distributed() -> None:
     distributed.destroy()
 
 
-def test_a_rank_other_than_0_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rank_other_than_0_writes_only_its_own_shards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rank 1 of 2 (simulated in this process, without communication) trains its shard through
-    saves, logs and HTML displays, and leaves no file: no opt.yaml, checkpoint, log or web page."""
+    saves, logs and HTML displays, and writes nothing but its part of each full save: no
+    opt.yaml, checkpoint, log or web page; one shard of its own pools, random state and loss
+    sums per save of ``latest`` (3 saves; rank 0 would delete the two older sets)."""
     monkeypatch.setattr(distributed, "rank", lambda: 1)
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     steps = []
@@ -85,7 +87,14 @@ def test_a_rank_other_than_0_writes_nothing(tmp_path: Path, monkeypatch: pytest.
     )
     extra = ["--max_iters", "3", "--save_latest_freq", "1", "--display_freq", "1", "--update_html_freq", "1"]
     assert train.main([*args(dataset(tmp_path / "tiny"), tmp_path, "r1"), *extra]) == 0
-    assert steps == [1, 1, 1] and not (tmp_path / "ck").exists()
+    assert steps == [1, 1, 1]
+    written = sorted(p.relative_to(tmp_path / "ck").as_posix() for p in (tmp_path / "ck").rglob("*") if p.is_file())
+    assert [path.split("/")[-1] for path in written] == ["rank_1.pth"] * 3, written
+    assert all(path.startswith("r1/latest.ranks/it") for path in written), written
+    shards = [load_checkpoint(tmp_path / "ck" / path) for path in written]
+    assert sorted(shard["total_iters"] for shard in shards) == [1, 2, 3]
+    assert all(set(shard) >= {"rank", "world_size", "pools", "rng", "tracker"} for shard in shards)
+    assert all((shard["rank"], shard["world_size"]) == (1, 2) for shard in shards)
 
 
 def test_resume_mid_epoch_needs_the_same_number_of_processes(
@@ -256,8 +265,13 @@ def test_torchrun_two_ranks_of_batch_1_log_as_one_process_of_batch_2(tmp_path: P
     assert done.stdout.count("reached --max_iters 4") == 1  # rank 0 alone says it
 
     one, two = tmp_path / "ck" / "one", tmp_path / "ck" / "two"
-    assert {p.name for p in two.iterdir()} == {p.name for p in one.iterdir()} >= {"1.pth", "2.pth", "latest.pth"}
+    # the same files, and latest's per-rank set: one shard (rank 1's), the one latest names
+    assert {p.name for p in two.iterdir()} - {"latest.ranks"} == {p.name for p in one.iterdir()}
+    assert {p.name for p in one.iterdir()} >= {"1.pth", "2.pth", "latest.pth"}
     ddp = load_checkpoint(two / "latest.pth")
+    assert [p.relative_to(two).as_posix() for p in (two / "latest.ranks").rglob("*.pth")] == [
+        f"{ddp['rank_shards']}/rank_1.pth"
+    ]
     assert (ddp["epoch"], ddp["epoch_samples"], ddp["total_iters"]) == (3, 0, 4)
     records = {name: train_records(run) for name, run in (("one", one), ("two", two))}
     assert [r["total_iters"] for r in records["two"]] == [r["total_iters"] for r in records["one"]] == [1, 2, 3, 4]

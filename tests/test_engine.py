@@ -78,6 +78,13 @@ def test_a_stop_saves_latest_unless_the_epoch_end_just_did(tiny_dataset: Path, e
     assert SavePolicy(options(tiny_dataset), 3).at_stop(RunPosition(2, 1, 4), ended) == expected
 
 
+def test_a_stop_right_after_a_periodic_save_does_not_save_again(tiny_dataset: Path) -> None:
+    policy = SavePolicy(options(tiny_dataset).replace(save_latest_freq=2), 3)
+    assert policy.during_epoch(RunPosition(2, 1, 4)) == [Save("latest", True)]
+    assert policy.at_stop(RunPosition(2, 1, 4), False) == []
+    assert policy.at_stop(RunPosition(2, 2, 5), False) == [Save("latest", True)]
+
+
 def test_evaluation_every_n_epochs_and_at_the_last(tiny_dataset: Path) -> None:
     opt = options(tiny_dataset, "--n_epochs", "4", "--n_epochs_decay", "1", "--eval_freq", "2", "--metrics", "l1")
     assert [e for e in range(1, 6) if SavePolicy(opt, 3).evaluation_due(e)] == [2, 4, 5]
