@@ -4,13 +4,16 @@
     python train.py --config configs/demo.yaml --lr 1e-4                   # YAML + CLI override
     python train.py --name h2z --continue_train                            # exact resume
     python train.py --help | --dry_run                                     # options, resolved
-    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z          # 4 GPUs (README: Multi-GPU)
+    python train.py --dataroot ./datasets/horse2zebra --gpu_ids 0,1,2,3    # 4 GPUs, one DDP process each
+    python train.py --dataroot ... --gpu_ids -1 --nproc_per_node 2         # 2 CPU processes (gloo)
+    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z         # 4 GPUs (README: Multi-GPU)
 
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
 so do the test split's metrics every N epochs (also to visdom; an evaluation that fails prints a
 warning and training goes on). An iteration is one optimiser step (one batch). Exit status: 0
-done, 2 bad input, 3 a loss became NaN/inf, 128+N stopped by signal N (after saving ``latest``).
+done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several processes) stopped because another
+failed, 128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tqdm import tqdm
 
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
-from engine import distributed
+from engine import distributed, launch
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
@@ -42,6 +45,8 @@ from util.errors import UserError, one_line
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         opt = parse_options(argv, is_train=True, prog="train.py")
+        if launch.wanted(opt):  # several GPUs / --nproc_per_node without torchrun: start them, as torchrun would
+            return launch.launch(opt, sys.argv[1:] if argv is None else argv, script=__file__)
         # under torchrun: join the process group (a single process: nothing to join)
         distributed.init(opt.dist_timeout, cuda=bool(gpu_ids(opt.gpu_ids)) and torch.cuda.is_available())
         return train(opt)
@@ -53,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:  # also errors from dataset code inside DataLoader workers
         print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # a collective failed because another process failed (it says why)
+        if not launch.peer_left(e):
+            raise
+        print(f"train.py: {rank_prefix()}stopped: another process of the job failed", file=sys.stderr)
+        return launch.PEER_LEFT
     finally:
         distributed.destroy()
 
