@@ -4,14 +4,16 @@
     python train.py --config configs/demo.yaml --lr 1e-4                   # YAML + CLI override
     python train.py --name h2z --continue_train                            # exact resume
     python train.py --help | --dry_run                                     # options, resolved
-    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z          # 4 GPUs (README: Multi-GPU)
+    python train.py --dataroot ./datasets/horse2zebra --gpu_ids 0,1,2,3    # 4 GPUs, one DDP process each
+    python train.py --dataroot ... --gpu_ids -1 --nproc_per_node 2         # 2 CPU processes (gloo)
+    torchrun --nproc_per_node 4 train.py --dataroot ... --name h2z         # 4 GPUs (README: Multi-GPU)
 
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
 so do the test split's metrics every N epochs (also to visdom; an evaluation that fails prints a
 warning and training goes on). An iteration is one optimiser step (one batch). Exit status: 0
-done, 1 another process of the job was lost, 2 bad input, 3 a loss became NaN/inf, 128+N stopped
-by signal N (after saving ``latest``).
+done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several processes) stopped because another
+was lost, 128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
-from engine import distributed
+from engine import distributed, launch
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
@@ -44,6 +46,8 @@ from util.seeds import stream_seed
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         opt = parse_options(argv, is_train=True, prog="train.py")
+        if launch.wanted(opt):  # several GPUs / --nproc_per_node without torchrun: start them, as torchrun would
+            return launch.launch(opt, sys.argv[1:] if argv is None else argv, script=__file__)
         # under torchrun: join the process group (a single process: nothing to join)
         distributed.init(opt.dist_timeout, cuda=bool(gpu_ids(opt.gpu_ids)) and torch.cuda.is_available())
         return train(opt)
@@ -58,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as e:  # another rank gone: its own error (or the launcher's) says why
         if (said := distributed.lost_peer(e)) is None:
             raise
-        print(f"train.py: error: {rank_prefix()}lost another process of the job ({said})", file=sys.stderr)
-        return 1
+        print(f"train.py: {rank_prefix()}stopped: lost another process of the job ({said})", file=sys.stderr)
+        return launch.PEER_LEFT
     finally:
         distributed.destroy()
 

@@ -28,7 +28,9 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         values["name"] = f"{values['dataroot'].resolve().name}_{values['model']}"
     if values.get("seed") is None:
         values["seed"] = secrets.randbelow(2**31)
-    gpu_ids(values["gpu_ids"])  # validate early
+    gpus = gpu_ids(values["gpu_ids"])  # validate early
+    if is_train:
+        check_processes(values["nproc_per_node"], values["gpu_ids"], len(gpus))
     if not is_train and "load_size" not in explicit:
         values["load_size"] = test_load_size(values["preprocess"], values["load_size"], values["crop_size"])
     if is_train and not values.get("display_env"):
@@ -39,6 +41,17 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
     return values
+
+
+def check_processes(nproc: int, text: str, gpus: int) -> None:
+    """``--nproc_per_node`` against ``--gpu_ids``: one process per listed GPU, or CPU processes."""
+    if nproc < 1:
+        raise UserError(f"--nproc_per_node must be at least 1, got {nproc}")
+    if gpus and nproc > 1 and nproc != gpus:
+        raise UserError(
+            f"--nproc_per_node {nproc} with --gpu_ids {text}: one process per GPU, so list {nproc} GPU ids "
+            f"(e.g. --gpu_ids {','.join(map(str, range(nproc)))}), or --gpu_ids -1 for {nproc} CPU processes"
+        )
 
 
 def check_trainable(values: dict[str, Any], is_train: bool) -> None:

@@ -103,7 +103,8 @@ def add_basic_options(parser: argparse.ArgumentParser) -> None:
         scope=(INVOCATION,),
         type=str,
         default="0",
-        help="GPU ids, e.g. 0 or 0,1; -1 for CPU. Falls back to the CPU when CUDA is not available",
+        help="GPU ids, e.g. 0 or 0,1,2,3; -1 for CPU. One id falls back to the CPU when CUDA is not available; "
+        "several (train.py): one DDP process per GPU, started as torchrun would (each on cuda:LOCAL_RANK of them)",
     )
     add(g, "--checkpoints_dir", type=str, default="./checkpoints", help="where runs are saved")
     add(
@@ -350,8 +351,19 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         scope=(INVOCATION,),
         type=float,
         default=1800.0,
-        help="under torchrun: seconds a rank waits in a collective (e.g. a barrier while rank 0 saves or "
+        help="with several processes: seconds a rank waits in a collective (e.g. a barrier while rank 0 saves or "
         "evaluates) before giving up",
+    )
+    add(
+        g,
+        "--nproc_per_node",
+        scope=(INVOCATION,),
+        type=int,
+        default=1,
+        metavar="N",
+        help="start N DDP processes on this machine as torchrun would: with --gpu_ids -1, N CPU processes (gloo); "
+        "with several --gpu_ids, one per GPU (N: their number, or leave it at 1). Ignored under torchrun, whose "
+        "--nproc_per_node counts",
     )
 
     add_metric_options(parser, is_train=True)
