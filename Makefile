@@ -32,6 +32,7 @@ demo: venv
 provision: venv
 	@bash scripts/install_browser.sh || echo "make: warning: Chromium could not be installed; the browser tests will skip (fail under CI)"
 	@$(PY) scripts/setup_visdom_offline.py || echo "make: warning: visdom's assets could not be fetched; the visdom tests will skip (fail under CI)"
+	@bash scripts/setup_slurm_local.sh --install-only || echo "make: warning: SLURM could not be installed; the SLURM tests will skip (fail under CI)"
 
 # Every test, the slow ones too (the README's test command; .ci/run calls it).
 test: provision

@@ -5,6 +5,7 @@
 #
 #   scripts/setup_slurm_local.sh          # as root: install (apt) if needed, configure, start; idempotent
 #   scripts/setup_slurm_local.sh --stop   # stop the daemons it started (packages and config stay)
+#   scripts/setup_slurm_local.sh --install-only   # only the packages (make provision; the tests start it)
 #   NPROC_PER_NODE=1 sbatch --nodes=2 --gpus-per-node=0 scripts/slurm_train.sh ... --gpu_ids -1
 #
 # SLURM_LOCAL_NODES (default 2) nodes, each with this machine's CPUs (nproc) and no GPUs: with 1,
@@ -55,7 +56,12 @@ if [[ "${1:-}" == "--stop" ]]; then
     stop_pidfiles "$DIR"/run/slurmd-*.pid "$DIR/run/slurmctld.pid" "$DIR/run/munged.pid"
     exit 0
 fi
-[[ $# -eq 0 ]] || die "unknown argument '$1' (usage: setup_slurm_local.sh [--stop])"
+INSTALL_ONLY=0
+if [[ "${1:-}" == "--install-only" ]]; then
+    INSTALL_ONLY=1
+    shift
+fi
+[[ $# -eq 0 ]] || die "unknown argument '$1' (usage: setup_slurm_local.sh [--stop | --install-only])"
 [[ "$(id -u)" -eq 0 ]] || die "run it as root (it starts munged, slurmctld and slurmd as root)"
 [[ "$NODES" =~ ^[1-9][0-9]?$ ]] || die "SLURM_LOCAL_NODES=$NODES is not a number of nodes (1-99)"
 
@@ -64,6 +70,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 ||
         die "apt-get install -y slurm-wlm munge failed (try apt-get update first)"
 fi
+[[ "$INSTALL_ONLY" -eq 0 ]] || exit 0
 
 mkdir -p "$DIR"/{log,run,spool,state,munge}
 if [[ -e "$SYSTEM_CONF" || -L "$SYSTEM_CONF" ]] && ! grep -qF "$MARKER" "$SYSTEM_CONF" 2>/dev/null; then
