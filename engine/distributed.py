@@ -64,14 +64,6 @@ def restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
 
 
-def job_id() -> str | None:
-    """The launcher's id of this job (torchrun's ``--rdzv_id``; ``--standalone`` and
-    ``train.py --gpu_ids 0,1`` make a unique one), the same across restarts; None without a
-    launcher or when the launcher was given none (torchrun's default ``none``)."""
-    value = os.environ.get("TORCHELASTIC_RUN_ID") if launched() else None
-    return value if value and value != "none" else None
-
-
 def destroy() -> None:
     global _control
     _control = None

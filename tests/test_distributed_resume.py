@@ -12,6 +12,7 @@ random states and loss sums. ``--gan_mode wgangp`` draws from every rank's globa
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,9 +22,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine import distributed
 from engine.checkpoint import load_checkpoint
+from engine.position import RunPosition
+from engine.run import Run
+from engine.tracking import LossTracker
+from models import create_model
+from options import parse_options
 from tests.conftest import REPO_ROOT, TINY, assert_same_state, find_free_port, write_images
 from tests.test_distributed import child_env
+from util.errors import UserError
 
 pytestmark = pytest.mark.distributed
 
@@ -233,3 +241,59 @@ def test_a_lost_node_ends_the_job_cleanly_and_the_job_resumes_exactly(job: tuple
     outputs = [finish(node) for node in nodes(["--continue_train"])]
     assert [code for code, _, _ in outputs] == [0, 0], [err[-2000:] for _, _, err in outputs]
     assert_same_training_state(tmp_path / "nodes", "latest", reference, f"iter_{ITERS}")
+
+
+def resume_in_process(root: Path, checkpoints: Path, tag: str) -> tuple[object, object, RunPosition]:
+    """(model, tracker, position) as train.py's set-up leaves them resuming ``tag``."""
+    opt = parse_options([*job_args(root, checkpoints, "copy", ITERS), "--continue_train", "--epoch", tag], True)
+    run = Run(opt)
+    opt = run.options(opt)
+    model = create_model(opt, torch.device("cpu"))
+    tracker = LossTracker(model.loss_names, torch.device("cpu"))
+    return model, tracker, run.start(opt, model, tracker)
+
+
+def test_another_number_of_processes_resumes_weights_optimizers_and_schedule_and_reseeds_the_rest(
+    job: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One process resuming the 2-rank job's full checkpoint at epoch 4's end: weights,
+    optimizers, schedulers and position exactly; the pools start empty and the random state is
+    reseeded (they were the ranks' own), and the note says so."""
+    root, reference = job
+    shutil.copytree(reference, tmp_path / "copy")
+    model, _, position = resume_in_process(root, tmp_path, "iter_12")
+    saved = load_checkpoint(tmp_path / "copy" / "iter_12.pth")
+    assert position == RunPosition(5, 0, 12) and saved["world_size"] == 2
+    assert_same_state(model.state_dict()["nets"], saved["nets"], "nets")
+    assert_same_state({k: o.state_dict() for k, o in model.optimizers.items()}, saved["optimizers"], "optimizers")
+    assert_same_state({k: s.state_dict() for k, s in model.schedulers.items()}, saved["schedulers"], "schedulers")
+    assert all(len(pool["images"]) == 12 for pool in saved["pools"].values())  # one fake per step so far
+    assert all(not pool.images for pool in model.pools.values())
+    assert not torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+    assert "(" + str(tmp_path / "copy" / "iter_12.pth") + ": 2): weights, optimizers, schedule and position " in (
+        capsys.readouterr().out
+    )
+
+
+def test_rank_1_resumes_its_own_shard_and_a_missing_shard_is_a_one_line_error(
+    job: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 1 of 2 (simulated in this process: the set-up needs no collective) resuming the job's
+    mid-epoch iter_4: its pools, random state and loss sums are its shard's, not rank 0's. The
+    same checkpoint copied without its .ranks folder: a one-line error saying what is missing."""
+    root, reference = job
+    shutil.copytree(reference, tmp_path / "copy")
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    model, tracker, position = resume_in_process(root, tmp_path, "iter_4")
+    saved = load_checkpoint(tmp_path / "copy" / "iter_4.pth")
+    shard = load_checkpoint(tmp_path / "copy" / saved["rank_shards"] / "rank_1.pth")
+    assert position == RunPosition(2, 1, 4)
+    assert_same_state(model.state_dict()["pools"], shard["pools"], "pools")
+    assert_same_state(tracker.state_dict(), shard["tracker"], "tracker")
+    assert torch.equal(torch.get_rng_state(), shard["rng"]["torch"])
+    assert not torch.equal(shard["rng"]["torch"], saved["rng"]["torch"])  # not rank 0's
+
+    shutil.rmtree(tmp_path / "copy" / "iter_4.ranks")
+    with pytest.raises(UserError, match=r"names the per-rank state .*rank_1\.pth, which is missing"):
+        resume_in_process(root, tmp_path, "iter_4")
