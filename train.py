@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (said := distributed.lost_peer(e)) is None:
             raise
         print(f"train.py: {rank_prefix()}stopped: lost another process of the job ({said})", file=sys.stderr)
+        # Linger, so that a process which failed on its own (still exiting: that is what closed
+        # its connections) ends first and the launcher reports it, not this consequence.
+        time.sleep(launch.PEER_LEFT_GRACE_S)
         return launch.PEER_LEFT
     finally:
         distributed.destroy()

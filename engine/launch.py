@@ -101,6 +101,7 @@ def launch_config(opt: Options, run_id: str | None = None):  # -> LaunchConfig (
 # stops with this status and one line instead of a traceback (train.main); the launcher reports
 # the worker that failed first on its own.
 PEER_LEFT = 4
+PEER_LEFT_GRACE_S = 5.0  # how long it waits before exiting (train.main says why)
 
 
 def root_cause(failures: Mapping[int, ProcessFailure]) -> tuple[int, ProcessFailure]:
