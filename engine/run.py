@@ -250,7 +250,8 @@ def check_world_size(state: dict, source: str) -> bool:
     if saved != now and state["epoch_samples"] > 0:
         raise UserError(
             f"{source} was saved by {saved} process(es) in the middle of epoch {state['epoch']}; resume it "
-            f"with {saved} (this run has {now}), or from a checkpoint saved at an epoch's end"
+            f"with {saved} (this run has {now}: e.g. --nproc_per_node {saved}, or as many --gpu_ids), or from a "
+            "checkpoint saved at an epoch's end"
         )
     if saved == now:
         return True
