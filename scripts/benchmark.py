@@ -1,76 +1,463 @@
-"""Training-step speed: seconds per iteration of ``model.train_step`` on synthetic batches.
+"""How fast training and testing run, and how close that is to what the machine can do.
 
-    python scripts/benchmark.py                          # reference defaults at crop 128 and 256
-    python scripts/benchmark.py --crop_sizes 64 --train_args "--netG resnet_6blocks --ngf 32"
+    python scripts/benchmark.py                          # reference defaults, crops 128 and 256 (= make bench)
+    python scripts/benchmark.py --crop_sizes 64 --train_args "--netG resnet_6blocks --ngf 32 --gpu_ids -1"
+    python scripts/benchmark.py --compare /path/to/other/checkout        # side by side, whole processes
 
-Data loading is excluded (it overlaps with compute in workers). Prints one line per crop size.
+Per crop size, with the real model from ``create_model`` and train.py's options (``--train_args``
+are passed through as they are, and recorded):
+
+- ``step_s``: median seconds of one ``model.train_step`` after ``--warmup`` steps, over
+  ``--iters`` steps (the step only: the batch is already there; on CUDA synchronised).
+- ``iter_s``: median seconds of one whole loop iteration: waiting for the real training
+  DataLoader (``create_dataset`` + ``create_train_loader`` over a generated folder of PNG files
+  at the chosen load/crop size, its workers as train.py makes them) plus the step.
+- ``data_share``: the share of the loop spent waiting for batches, sum(wait) / sum(wait + step).
+- ``test_s_per_image``: seconds per image of the generators' inference as test.py runs it
+  (``model.inference``, test.py's batching: ``--test_batch_size`` images per forward, one
+  at a time for models whose outputs depend on the batch), median over ``--test_iters`` batches.
+- ``memory_bytes``: on a CPU the growth of the process's peak RSS over the training steps
+  (``ru_maxrss`` minus the RSS once the model is built: gradients, Adam state, activations; loader
+  workers are other processes, not counted; ``ru_maxrss`` never goes down, so give crop sizes in
+  increasing order); on CUDA ``torch.cuda.max_memory_allocated`` over the steps (model included).
+- ``flops_per_iter``: the FLOPs of one training step as ``torch.utils.flop_counter`` counts them
+  (convolutions and matmuls, forward and backward); ``notes_flops_per_iter``: field notes §4's
+  estimate (1.9 TFLOP at 256², batch 1, scaled by pixels and batch), given only for the
+  reference architecture; ``achieved_flops`` = flops_per_iter / step_s.
+- ``utilisation``: achieved_flops / peak. On a CPU the peak is this machine's fp32 matmul rate
+  measured in the same run with the same threads (best of a few 2048² matmuls); on a GPU the
+  datasheet's dense bf16 and fp32 peaks of the device (``PEAKS``), "unknown device" otherwise.
+
+``--compare PATH`` instead times whole ``train.py`` processes of this checkout and of PATH (any
+reference-compatible codebase) with reference-compatible flags only, alternating between the
+two over ``--rounds`` rounds, at two dataset sizes N1 < N2 (``--compare_iters``): seconds per
+iteration = (T(N2) - T(N1)) / (N2 - N1), so start-up and the final save cancel. It prints both
+codebases' s/iter and the ratio ours/theirs per crop with the load average. Timings on a shared
+machine are noisy: compare within one run, never against figures from another day.
+
+The last line printed is ``BENCH_JSON {...}``: every figure, machine-readable.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import resource
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
 
-from models import create_model  # noqa: E402
-from options import gpu_ids, parse_options  # noqa: E402
-from util.device import select_device  # noqa: E402
+from data import create_dataset, create_train_loader  # noqa: E402
+from models import BaseModel, create_model  # noqa: E402
+from options import Options, gpu_ids, parse_options  # noqa: E402
+from util.device import seed_everything, select_device  # noqa: E402
+
+# Dense (no sparsity) peak FLOP/s from NVIDIA's datasheets: H100 Tensor Core GPU datasheet (SXM:
+# 989 TFLOPS bf16, 67 TFLOPS fp32; PCIe: 756 / 51; H200 has the H100 SXM's compute) and the A100
+# Tensor Core GPU datasheet (312 TFLOPS bf16, 19.5 TFLOPS fp32). Matched by substring of
+# torch.cuda.get_device_name(), first match wins.
+PEAKS: list[tuple[str, dict[str, float]]] = [
+    ("H100 PCIe", {"bf16": 756e12, "fp32": 51e12}),
+    ("H100", {"bf16": 989e12, "fp32": 67e12}),
+    ("H200", {"bf16": 989e12, "fp32": 67e12}),
+    ("A100", {"bf16": 312e12, "fp32": 19.5e12}),
+]
+NOTES_FLOPS_256 = 1.9e12  # field notes §4: one iteration at 256², batch 1, reference defaults
+REFERENCE_ARCHITECTURE = {"netG": "resnet_9blocks", "ngf": 64, "netD": "basic", "ndf": 64, "n_layers_D": 3}
 
 
-def bench(crop: int, extra: list[str], iters: int, warmup: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as root:
-        for sub in ("trainA", "trainB"):
-            (Path(root) / sub).mkdir()
-        opt = parse_options(
-            ["--dataroot", root, "--crop_size", str(crop), "--load_size", str(crop), "--seed", "0", *extra]
-        )
-    device = select_device(gpu_ids(opt.gpu_ids), fixed_input_size=True)  # random batches of one size
-    model = create_model(opt, device)
-    model.train()
-    batch = {
+# ---- small helpers ------------------------------------------------------------------------------
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def current_rss_bytes() -> int:
+    """Resident set size now (Linux /proc; 0 where it cannot be read)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak RSS so far (ru_maxrss: kilobytes on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def write_images(folder: Path, count: int, size: int, seed: int) -> None:
+    """``count`` smooth random RGB PNGs of ``size``² (upsampled noise: compresses and decodes
+    like a photo more than pure noise does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        small = rng.integers(0, 256, (max(2, size // 16), max(2, size // 16), 3), dtype=np.uint8)
+        Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"{i:05d}.png")
+
+
+def make_dataroot(root: Path, count: int, size: int) -> Path:
+    for side, seed in (("A", 0), ("B", 1)):
+        write_images(root / f"train{side}", count, size, seed)
+    return root
+
+
+def default_load_size(crop: int) -> int:
+    """The reference's load/crop ratio (286 / 256) at another crop size."""
+    return round(crop * 286 / 256)
+
+
+# ---- peaks ----------------------------------------------------------------------------------------
+
+
+def measured_matmul_peak(size: int = 2048, repeats: int = 3, trials: int = 5) -> float:
+    """This machine's fp32 matmul rate (FLOP/s) with the current thread count: best of ``trials``."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return 2 * size**3 / best
+
+
+def peak_of(device: torch.device, matmul_size: int) -> dict[str, Any]:
+    """{"flops": {precision: FLOP/s}, "source": text} for ``device``."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, flops in PEAKS:
+            if key in name:
+                return {"flops": dict(flops), "source": f"datasheet, dense ({key}): {name}"}
+        return {"flops": {}, "source": f"unknown device: {name}"}
+    threads = torch.get_num_threads()
+    return {
+        "flops": {"fp32": measured_matmul_peak(matmul_size)},
+        "source": f"measured: best of 5 x 3 fp32 {matmul_size}x{matmul_size} matmuls, {threads} threads",
+    }
+
+
+# ---- one crop size, in this process -----------------------------------------------------------------
+
+
+def train_options(root: Path, crop: int, args: argparse.Namespace, extra: list[str]) -> Options:
+    base = ["--dataroot", str(root), "--model", args.model, "--batch_size", str(args.batch_size)]
+    base += ["--crop_size", str(crop), "--load_size", str(default_load_size(crop)), "--seed", "0"]
+    return parse_options([*base, *extra], is_train=True, prog="benchmark.py")  # train_args override
+
+
+def reference_architecture(opt: Options) -> bool:
+    return all(getattr(opt, k, None) == v for k, v in REFERENCE_ARCHITECTURE.items()) and opt.model == "cycle_gan"
+
+
+def notes_flops(opt: Options) -> float | None:
+    """Field notes §4's per-iteration estimate for these options, or None where it does not apply."""
+    if not reference_architecture(opt) or getattr(opt, "lambda_identity", 0) <= 0:
+        return None
+    return NOTES_FLOPS_256 * (opt.crop_size / 256) ** 2 * opt.batch_size
+
+
+def timed_loop(
+    model: BaseModel, batches: Iterator[dict], steps: int, device: torch.device
+) -> list[tuple[float, float]]:
+    """(seconds waiting for the batch, seconds of the step) of ``steps`` training iterations."""
+    out = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        losses = model.train_step(batch)
+        float(sum(losses.values()))  # the step is done when its losses are
+        synchronize(device)
+        out.append((t1 - t0, time.perf_counter() - t1))
+    return out
+
+
+def count_flops(model: BaseModel, batch: dict) -> int:
+    """FLOPs of one training step on ``batch``, counted by torch's FlopCounterMode."""
+    with FlopCounterMode(display=False) as counter:
+        model.train_step(batch)
+    return int(counter.get_total_flops())
+
+
+def test_batch_size(model: BaseModel, wanted: int) -> int:
+    """test.py's batching (engine.evaluation.translate_folder): models whose outputs depend on the
+    batch (batch norm or dropout in train mode, test.py's default) run one image at a time."""
+    batch_dependent = any(
+        isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd))
+        for net in model.nets.values()
+        for m in net.modules()
+    )
+    return 1 if batch_dependent else wanted
+
+
+def time_inference(model: BaseModel, opt: Options, crop: int, batch: int, warmup: int, iters: int) -> float:
+    """Median seconds per image of ``model.inference`` (what test.py calls), at test-time size."""
+    side = model.test_sides[0]
+    images = torch.rand(batch, opt.input_nc, crop, crop) * 2 - 1
+    model.train()  # test.py's default (no --eval): train mode, as the reference tests
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        outputs = model.inference(side, images)
+        synchronize(model.device)
+        float(list(outputs.values())[-1].sum())  # the last output is computed last
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) / batch)
+    return statistics.median(times)
+
+
+def memory_start(device: torch.device) -> int:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return 0
+    return current_rss_bytes()
+
+
+def memory_used(device: torch.device, start: int) -> tuple[int, str]:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda max_memory_allocated"
+    return max(0, peak_rss_bytes() - start), "peak RSS growth (ru_maxrss - RSS at start)"
+
+
+def bench_crop(crop: int, args: argparse.Namespace, extra: list[str], peak: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
+        steps = args.warmup + args.iters
+        root = make_dataroot(Path(tmp), steps * args.batch_size + 1, crop)  # images as large as the crop
+        opt = train_options(root, crop, args, extra)
+        device = select_device(gpu_ids(opt.gpu_ids), fixed_input_size=True)
+        seed_everything(opt.seed)
+        dataset = create_dataset(opt, split="train")
+        loader, sampler = create_train_loader(dataset, opt, device)
+        dataset.set_epoch(1)
+        sampler.set_epoch(1, start=0)
+        model = create_model(opt, device)
+        model.train()
+
+        batches = iter(loader)
+        memory = memory_start(device)  # the built model is not counted; gradients, Adam state, activations are
+        timed_loop(model, batches, args.warmup, device)
+        timed = timed_loop(model, batches, args.iters, device)
+        memory_bytes, memory_kind = memory_used(device, memory)
+        del batches  # stops the workers
+
+    waits, computes = [w for w, _ in timed], [c for _, c in timed]
+    step_s = statistics.median(computes)
+    synthetic = {
         "A": torch.rand(opt.batch_size, opt.input_nc, crop, crop) * 2 - 1,
         "B": torch.rand(opt.batch_size, opt.output_nc, crop, crop) * 2 - 1,
     }
-    times = []
-    for i in range(warmup + iters):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        losses = model.train_step(batch)
-        float(sum(losses.values()))  # wait for the step to finish
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
+    flops = count_flops(model, synthetic)
+    achieved = flops / step_s
+    test_batch = test_batch_size(model, args.test_batch_size)
+    test_s = time_inference(model, opt, crop, test_batch, 1, args.test_iters)
     return {
-        "mean": statistics.mean(times),
-        "std": statistics.stdev(times) if len(times) > 1 else 0.0,
+        "crop_size": crop,
+        "load_size": opt.load_size,
+        "batch_size": opt.batch_size,
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        "precision": str(getattr(opt, "amp", None) or "fp32"),  # the project's option, once it has one
+        "compile": bool(getattr(opt, "compile", False)),
+        "step_s": step_s,
+        "step_s_all": computes,
+        "iter_s": statistics.median(w + c for w, c in timed),
+        "data_wait_s": statistics.median(waits),
+        "data_share": sum(waits) / (sum(waits) + sum(computes)),
+        "loader_workers": loader.num_workers,
+        "test_s_per_image": test_s,
+        "test_batch_size": test_batch,
+        "test_grad_mode": "no_grad (model.inference)",
+        "memory_bytes": memory_bytes,
+        "memory_kind": memory_kind,
+        "flops_per_iter": flops,
+        "notes_flops_per_iter": notes_flops(opt),
+        "achieved_flops": achieved,
+        "utilisation": {precision: achieved / value for precision, value in peak["flops"].items()},
+        "load_average": load_average(),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--crop_sizes", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--train_args", type=str, default="", help="extra train.py options, quoted")
-    args = parser.parse_args(argv)
-    extra = shlex.split(args.train_args)
-    print(f"torch {torch.__version__}; train options: {' '.join(extra) or '(reference defaults)'}")
+def print_crop(r: dict[str, Any]) -> None:
+    notes = r["notes_flops_per_iter"]
+    notes_text = f" (field notes §4: {notes / 1e12:.2f})" if notes else ""
+    utilisation = ", ".join(f"{v:.1%} of {k} peak" for k, v in r["utilisation"].items()) or "peak unknown"
+    print(
+        f"crop {r['crop_size']} (load {r['load_size']}), batch {r['batch_size']}, {r['device']}, {r['precision']}:\n"
+        f"  train step      {r['step_s']:.3f} s/iter (median of {len(r['step_s_all'])}); "
+        f"with data {r['iter_s']:.3f} s\n"
+        f"  data loader     {r['data_share']:.1%} of the loop waiting for batches ({r['loader_workers']} workers)\n"
+        f"  test            {r['test_s_per_image']:.3f} s/image (batch {r['test_batch_size']})\n"
+        f"  memory          {r['memory_bytes'] / 2**20:.0f} MiB ({r['memory_kind']})\n"
+        f"  FLOPs           {r['flops_per_iter'] / 1e12:.3f} TFLOP/iter counted{notes_text}; "
+        f"{r['achieved_flops'] / 1e9:.1f} GFLOP/s achieved = {utilisation}\n"
+        f"  load average    {r['load_average']}"
+    )
+
+
+# ---- side by side, whole processes --------------------------------------------------------------------
+
+
+def train_command(root: Path, name: str, crop: int, count: int, out: Path) -> list[str]:
+    """A ``train.py`` run of ``count`` iterations with flags both codebases understand."""
+    big = "10000000"
+    return [
+        sys.executable, "train.py", "--dataroot", str(root), "--name", name, "--model", "cycle_gan",
+        "--checkpoints_dir", str(out), "--n_epochs", "1", "--n_epochs_decay", "0",
+        "--max_dataset_size", str(count), "--gpu_ids", "-1", "--display_id", "0", "--no_html",
+        "--print_freq", big, "--display_freq", big, "--save_latest_freq", big, "--save_epoch_freq", big,
+        "--serial_batches", "--crop_size", str(crop), "--load_size", str(default_load_size(crop)),
+    ]  # fmt: skip
+
+
+def time_process(command: list[str], cwd: Path, log: Path) -> float:
+    t0 = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise SystemExit(f"benchmark.py: {shlex.join(command)} in {cwd} failed ({done.returncode}):\n{tail}")
+    return seconds
+
+
+def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
+    n1, n2 = args.compare_iters
+    with tempfile.TemporaryDirectory(prefix="bench_compare_") as tmp:
+        root = make_dataroot(Path(tmp) / "data", n2, crop)
+        seconds: dict[str, dict[int, list[float]]] = {who: {n1: [], n2: []} for who in checkouts}
+        order = list(checkouts)
+        for r in range(args.rounds):
+            for who in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
+                for n in (n1, n2):
+                    run = Path(tmp) / f"{who}_{r}_{n}"
+                    command = train_command(root, f"bench_{who}", crop, n, run)
+                    t = time_process(command, checkouts[who], Path(tmp) / f"{who}_{r}_{n}.log")
+                    seconds[who][n].append(t)
+                    print(f"  crop {crop} round {r + 1} {who}: N={n} {t:.1f} s (load {load_average()})", flush=True)
+    per_iter = {
+        who: [(b - a) / (n2 - n1) for a, b in zip(seconds[who][n1], seconds[who][n2], strict=True)] for who in checkouts
+    }
+    s_iter = {who: statistics.median(v) for who, v in per_iter.items()}
+    return {
+        "crop_size": crop,
+        "load_size": default_load_size(crop),
+        "n1": n1,
+        "n2": n2,
+        "rounds": args.rounds,
+        "process_s": seconds,
+        "per_round_s_per_iter": per_iter,
+        "s_per_iter": s_iter,
+        "ratio_ours_over_theirs": s_iter["ours"] / s_iter["theirs"],
+        "load_average": load_average(),
+    }
+
+
+def run_compare(args: argparse.Namespace) -> dict[str, Any]:
+    theirs = Path(args.compare).resolve()
+    if not (theirs / "train.py").is_file():
+        raise SystemExit(f"benchmark.py: --compare {theirs}: no train.py there")
+    checkouts = {"ours": REPO_ROOT, "theirs": theirs}
+    results = []
     for crop in args.crop_sizes:
-        r = bench(crop, extra, args.iters, args.warmup)
+        r = compare_crop(crop, checkouts, args)
         print(
-            f"crop {crop}: {r['mean']:.3f} s/iter (std {r['std']:.3f}, {args.iters} iters after {args.warmup} "
-            f"warm-up) = {1 / r['mean']:.2f} it/s on {r['device']} with {r['threads']} threads"
+            f"crop {crop}: ours {r['s_per_iter']['ours']:.3f} s/iter, theirs {r['s_per_iter']['theirs']:.3f} s/iter, "
+            f"ratio ours/theirs {r['ratio_ours_over_theirs']:.3f} (N {r['n1']}->{r['n2']}, {r['rounds']} rounds, "
+            f"load average {r['load_average']})",
+            flush=True,
         )
+        results.append(r)
+    return {"mode": "compare", "ours": str(REPO_ROOT), "theirs": str(theirs), "compare": results}
+
+
+# ---- main ----------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="cycle_gan", help="--model of train.py")
+    p.add_argument("--crop_sizes", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--iters", type=int, default=5, help="timed training steps per crop size")
+    p.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
+    p.add_argument("--test_batch_size", type=int, default=8, help="as test.py's --test_batch_size")
+    p.add_argument("--test_iters", type=int, default=3, help="timed test batches (after one untimed)")
+    p.add_argument(
+        "--train_args",
+        default="",
+        help="more train.py options, quoted, passed through and recorded (device, precision, compile: "
+        'whatever train.py has, e.g. "--gpu_ids -1")',
+    )
+    p.add_argument("--matmul_size", type=int, default=2048, help="matrix size of the CPU peak measurement")
+    p.add_argument("--compare", metavar="PATH", help="time whole train.py processes of this checkout and of PATH")
+    p.add_argument("--compare_iters", type=int, nargs=2, default=[2, 6], metavar=("N1", "N2"))
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --compare")
+    args = p.parse_args(argv)
+    if args.compare and args.compare_iters[0] >= args.compare_iters[1]:
+        p.error("--compare_iters: N1 must be smaller than N2")
+    return args
+
+
+def header(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "model": args.model,
+        "train_args": extra,
+        "iters": args.iters,
+        "warmup": args.warmup,
+        "load_average_start": load_average(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run_bench(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    device_opt = parse_options(["--dataroot", ".", *extra], is_train=True, prog="benchmark.py")
+    device = select_device(gpu_ids(device_opt.gpu_ids), fixed_input_size=True)
+    peak = peak_of(device, args.matmul_size)
+    peak_text = ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peak["flops"].items()) or "none"
+    print(f"peak: {peak_text} ({peak['source']})", flush=True)
+    results = []
+    for crop in args.crop_sizes:
+        results.append(bench_crop(crop, args, extra, peak))
+        print_crop(results[-1])
+    return {"mode": "bench", "peak": peak, "results": results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    extra = shlex.split(args.train_args)
+    summary = header(args, extra)
+    print(f"torch {summary['torch']}, {summary['threads']} threads; train options: {' '.join(extra) or '(defaults)'}")
+    summary.update(run_compare(args) if args.compare else run_bench(args, extra))
+    summary["load_average_end"] = load_average()
+    print("BENCH_JSON " + json.dumps(summary, sort_keys=True))
     return 0
 
 
