@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import re
 import urllib.request
 import warnings
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ from pytorch_fid.inception import FIDInceptionA, FIDInceptionC, FIDInceptionE_1,
 from torchvision.models.inception import Inception3
 
 from util.errors import UserError
-from util.fileio import atomic_write
+from util.fileio import atomic_write, file_sha256, name_hash_prefix
 
 CANONICAL_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 CANONICAL_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + CANONICAL_FILENAME
@@ -336,22 +335,6 @@ class InceptionWeights:
             "source": self.source,
             "description": SOURCE_DESCRIPTIONS[self.source],
         }
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def name_hash_prefix(path: str | os.PathLike) -> str | None:
-    """The SHA-256 prefix a torch.hub checkpoint name carries: the hex digits after the last '-'
-    of the stem (``pt_inception-2015-12-05-6726825d.pth`` -> ``6726825d``); None if there are
-    fewer than 8 (too few to be a hash, e.g. the ``05`` of a date)."""
-    tail = Path(path).stem.rsplit("-", 1)[-1]
-    return tail.lower() if "-" in Path(path).stem and re.fullmatch(r"[0-9a-fA-F]{8,64}", tail) else None
 
 
 def check_name_hash(path: Path) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -42,3 +44,19 @@ def _umask() -> int:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def name_hash_prefix(path: str | os.PathLike) -> str | None:
+    """The SHA-256 prefix a torch.hub checkpoint name carries: the hex digits after the last '-'
+    of the stem (``pt_inception-2015-12-05-6726825d.pth`` -> ``6726825d``); None if there are
+    fewer than 8 (too few to be a hash, e.g. the ``05`` of a date)."""
+    tail = Path(path).stem.rsplit("-", 1)[-1]
+    return tail.lower() if "-" in Path(path).stem and re.fullmatch(r"[0-9a-fA-F]{8,64}", tail) else None

@@ -21,7 +21,6 @@ file the error says where to put one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from util.errors import UserError
+from util.fileio import file_sha256, name_hash_prefix
 from util.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -161,14 +161,6 @@ def load_feature_weights(features: nn.Sequential, path: Path, name: str) -> None
         raise UserError(f"{path} is not a {name} state dict: {first}") from None
 
 
-def sha256_prefix_matches(path: Path, expected: str) -> bool:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest().startswith(expected)
-
-
 def perceptual_backbone(
     name: str = "vgg19",
     weights: str | Path | None = None,
@@ -190,8 +182,8 @@ def perceptual_backbone(
                 if weights is None
                 else f"{name} weights {path} do not exist"
             )
-        expected = BACKBONES.spec(name).weights_file.rsplit("-", 1)[1].split(".")[0]
-        if weights is None and not sha256_prefix_matches(path, expected):
+        expected = name_hash_prefix(path) or ""
+        if weights is None and not file_sha256(path).startswith(expected):
             raise UserError(f"{path} is not torchvision's {name} file (its SHA-256 does not start with {expected})")
         load_feature_weights(features, path, name)
     names = vgg_layer_names(features)
