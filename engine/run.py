@@ -173,7 +173,7 @@ class Run:
     def _rank_state(self) -> dict:
         """What differs from rank to rank: image pools, random state, the epoch's loss sums."""
         return {
-            "pools": self.model.state_dict()["pools"],
+            "pools": self.model.pools_state(),
             "tracker": self.tracker.state_dict(),
             "rng": rng_state(self.model.device),
         }

@@ -172,8 +172,12 @@ class BaseModel:
             "nets": {self.checkpoint_key(k): unwrap(net).state_dict() for k, net in self.nets.items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "pools": self.pools_state(),
         }
+
+    def pools_state(self) -> dict[str, dict]:
+        """The image pools' contents and random streams (``load_pools`` restores them)."""
+        return {k: p.state_dict() for k, p in self.pools.items()}
 
     def load_networks(self, nets: dict[str, dict], source: str) -> None:
         """Load the state dicts of this model's networks strictly; a clear error on mismatch."""
