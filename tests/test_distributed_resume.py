@@ -68,13 +68,17 @@ def finish(process: subprocess.Popen, timeout: float = 180) -> tuple[int, str, s
     return process.returncode, out, err
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (torchrun starts each rank in a session of its own)."""
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (none once it has ended)."""
     try:
-        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except (FileNotFoundError, ProcessLookupError):
         return []
-    return [pid for child in children for pid in (child, *descendants(child))]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts each rank in a session of its own)."""
+    return [pid for child in children(pid) for pid in (child, *descendants(child))]
 
 
 def end_group(process: subprocess.Popen) -> None:
@@ -170,9 +174,8 @@ def test_sigterm_stops_every_rank_at_one_iteration_saves_once_and_resumes_exactl
 
 def worker_pids(launcher_pid: int) -> dict[int, int]:
     """{rank: pid} of the train.py processes a torchrun launcher started."""
-    children = Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split()
     ranks = {}
-    for pid in map(int, children):
+    for pid in children(launcher_pid):
         environ = dict(
             item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item
         )
