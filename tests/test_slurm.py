@@ -19,14 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, find_free_port, write_images
+from engine.distributed import LAUNCHER_VARIABLES
+from tests.conftest import REPO_ROOT, TINY, find_free_port, write_images
 
 SCRIPT = REPO_ROOT / "scripts" / "slurm_train.sh"
 SETUP = REPO_ROOT / "scripts" / "setup_slurm_local.sh"
-LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL"}
-TINY = ["--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32"]
-TINY += ["--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1", "--seed", "1"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -102,7 +100,7 @@ def test_sbatch_trains_one_job_of_2_ranks(slurm: None, tmp_path: Path, nodes: in
     the script finds the repository and train.py resolves the paths against the submit folder."""
     write_images(tmp_path / "tiny" / "trainA", 8, size=40, seed=1)  # 4 steps of 2 ranks per epoch
     write_images(tmp_path / "tiny" / "trainB", 4, size=40, seed=2, tint=(1.0, 0.4, 0.4))
-    args = ["--dataroot", "tiny", "--name", "smoke", "--checkpoints_dir", "ck", *TINY]
+    args = ["--dataroot", "tiny", "--name", "smoke", "--checkpoints_dir", "ck", *TINY, "--seed", "1"]
     args += ["--n_epochs", "1", "--n_epochs_decay", "0", "--max_iters", "4"]
     sbatch = [f"--nodes={nodes}", "--gpus-per-node=0"]
     env = {"NPROC_PER_NODE": str(nproc), "MASTER_PORT": str(find_free_port())}
