@@ -88,6 +88,7 @@ def train(opt: Options) -> int:
     loader, sampler = create_train_loader(dataset, opt, device, distributed.rank(), distributed.world_size())
     model, epoch_length = create_model(opt, device), sampler.epoch_length
     model.distribute()  # under torchrun: DDP, gradients averaged over the ranks
+    model.compile()  # --compile: torch.compile each network
     if distributed.rank() > 0:  # its own random stream (dropout, the penalty's draws); rank 0 keeps the run's
         seed_everything(stream_seed(opt.seed, "rank", distributed.rank()))
     model.train()

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
+from models.fast_path import FastPath, prefer_fused
 from models.image_pool import ImagePool
 from models.networks import define_D, define_G, load_net_state
 from models.schedulers import build_scheduler, retarget
@@ -59,6 +60,7 @@ class BaseModel:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, object] = {}
         self.pools: dict[str, ImagePool] = {}
+        self.fast = FastPath.from_options(opt, device)  # --amp, --channels_last, --compile
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -71,10 +73,11 @@ class BaseModel:
         ``loss_names``; they stay on the device until the loop logs them (no sync per step)."""
         raise NotImplementedError
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Test-time outputs for a batch of images from test folder ``side``, keyed by label;
-        the first entry is the input itself (e.g. ``real_A``)."""
+        the first entry is the input itself (e.g. ``real_A``). Run under inference mode and
+        ``self.fast.autocast()``; outputs in fp32."""
         raise NotImplementedError
 
     def translation_label(self, side: str) -> str:
@@ -96,13 +99,13 @@ class BaseModel:
         net = define_G(
             opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
         )
-        return net.to(self.device)
+        return self.fast.prepare_net(net.to(self.device))
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
         """The ``--netD`` discriminator with the run's architecture options, on this model's device."""
         opt = self.opt
         net = define_D(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
-        return net.to(self.device)
+        return self.fast.prepare_net(net.to(self.device))
 
     def build_pool(self, side: str) -> ImagePool:
         """A ``--pool_size`` image pool for the fakes of ``side``. With several processes each
@@ -125,6 +128,12 @@ class BaseModel:
             if cuda:
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             self.nets[name] = DistributedDataParallel(net, device_ids=[self.device.index] if cuda else None)
+
+    def compile(self) -> None:
+        """``--compile``: every network through ``torch.compile`` (after ``distribute``, so DDP's
+        gradient hooks are compiled with it). Test-time inference uses the plain modules."""
+        for name, net in self.nets.items():
+            self.nets[name] = self.fast.compile(net)
 
     def setup_schedulers(self) -> None:
         opt = self.opt
@@ -173,6 +182,7 @@ class BaseModel:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "pools": self.pools_state(),
+            **({"grad_scaler": self.fast.state_dict()} if self.fast.scaler.is_enabled() else {}),
         }
 
     def pools_state(self) -> dict[str, dict]:
@@ -204,10 +214,12 @@ class BaseModel:
             for group in o.param_groups:
                 if "betas" in group:  # Adam's momentum terms
                     group["betas"] = (self.opt.beta1, group["betas"][1])
+            prefer_fused(o)
             if k in self.schedulers:
                 retarget(self.schedulers[k], o, self.opt.lr, self.opt.lr_decay_iters)
         if "pools" in state:
             self.load_pools(state["pools"])
+        self.fast.load_state_dict(state.get("grad_scaler", {}))
 
     def load_pools(self, pools: dict[str, dict]) -> None:
         """The image pools' contents and random streams (a checkpoint's ``pools``)."""

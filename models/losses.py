@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.fast_path import upcast
+
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
 
 
@@ -27,6 +29,7 @@ class GANLoss(nn.Module):
         self.fake_label = fake_label
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        prediction = upcast(prediction)  # under --amp: the loss in fp32, whatever D computed in
         if self.mode == "wgangp":
             return -prediction.mean() if target_is_real else prediction.mean()
         target = torch.full_like(prediction, self.real_label if target_is_real else self.fake_label)

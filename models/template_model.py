@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from models.base_model import MODELS, BaseModel
+from models.fast_path import adam
 
 if TYPE_CHECKING:
     from options import Options
@@ -45,7 +46,7 @@ class TemplateModel(BaseModel):
         self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)
         if self.is_train:
             self.criterion = nn.L1Loss()
-            self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizers["G"] = adam(self.nets["G"].parameters(), opt.lr, (opt.beta1, 0.999))  # fused Adam
             self.setup_schedulers()
         self._visuals: dict[str, torch.Tensor] = {}
 
@@ -64,7 +65,7 @@ class TemplateModel(BaseModel):
     def visuals(self) -> dict[str, torch.Tensor]:
         return dict(self._visuals)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
         # 7. Test-time outputs, keyed by the labels used for file names and the HTML page.
         real_A = images.to(self.device)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from models.base_model import MODELS, BaseModel
+from models.fast_path import upcast
 
 if TYPE_CHECKING:
     from options import Options
@@ -43,10 +44,12 @@ class TestModel(BaseModel):
     def checkpoint_key(self, net_name: str) -> str:
         return net_name + self.opt.model_suffix
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        real = images.to(self.device)
-        return {"real": real, "fake": self.nets["G"](real)}
+        real = self.fast.prepare_input(images)
+        with self.fast.autocast():
+            fake = self.nets["G"](real)
+        return {"real": real, "fake": upcast(fake)}
 
     def translation_label(self, side: str) -> str:
         return "fake"

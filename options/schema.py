@@ -11,6 +11,7 @@ from data.base_dataset import DATASETS
 from data.transforms import PREPROCESS_MODES
 from metrics import METRICS, default_cache_dir
 from models.base_model import MODELS
+from models.fast_path import AMP_DTYPES, COMPILE_MODES
 from models.losses import GAN_MODES
 from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORM_TYPES
 from models.schedulers import LR_POLICIES
@@ -71,6 +72,22 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     group(parser, "display").add_argument(
         "--display_winsize", type=int, default=256, help="display size of images in visdom and HTML"
     )
+    add_speed_options(parser)
+
+
+def add_speed_options(parser: argparse.ArgumentParser) -> None:
+    """The fast path (models/fast_path.py). Off by default: the reference's fp32 math."""
+    g = group(parser, "speed")
+    add(
+        g,
+        "--amp",
+        type=str,
+        default="none",
+        choices=tuple(AMP_DTYPES),
+        help="mixed precision: convolutions in bf16 or fp16 (fp16 with loss scaling), weights, optimizer and "
+        "losses in fp32; not the reference's exact math. bf16 needs an Ampere+ GPU or an AVX512-BF16/AMX CPU",
+    )
+    add(g, "--channels_last", action="store_true", help="NHWC memory format (faster with --amp on GPUs)")
 
 
 def add_basic_options(parser: argparse.ArgumentParser) -> None:
@@ -319,6 +336,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
         help="resume from the --epoch checkpoint exactly: weights, optimizers, schedulers, pools, RNG",
     )
     add(g, "--epoch_count", type=int, default=1, help="first epoch number of a fresh run")
+
+    add(
+        group(parser, "speed"),
+        "--compile",
+        type=str,
+        default="none",
+        choices=COMPILE_MODES,
+        help="torch.compile the networks (reduce-overhead: also CUDA graphs, GPU only); the first steps "
+        "compile (tens of seconds), later ones run faster",
+    )
 
     g = group(parser, "training")
     add(g, "--n_epochs", type=int, default=100, help="epochs at the initial learning rate")

@@ -41,6 +41,7 @@ The last line printed is ``BENCH_JSON {...}``: every figure, machine-readable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -119,9 +120,11 @@ def write_images(folder: Path, count: int, size: int, seed: int) -> None:
         Image.fromarray(small).resize((size, size), Image.BICUBIC).save(folder / f"{i:05d}.png")
 
 
-def make_dataroot(root: Path, count: int, size: int) -> Path:
+def make_dataroot(root: Path, count: int, size: int, test_count: int = 0) -> Path:
     for side, seed in (("A", 0), ("B", 1)):
         write_images(root / f"train{side}", count, size, seed)
+        if test_count:
+            write_images(root / f"test{side}", test_count, size, seed + 2)
     return root
 
 
@@ -133,21 +136,43 @@ def default_load_size(crop: int) -> int:
 # ---- peaks ----------------------------------------------------------------------------------------
 
 
-def measured_matmul_peak(size: int = 2048, repeats: int = 3, trials: int = 5) -> float:
-    """This machine's fp32 matmul rate (FLOP/s) with the current thread count: best of ``trials``."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
+def best_rate(fn, flops: float, repeats: int = 3, trials: int = 5) -> float:
+    """FLOP/s of ``fn`` (``flops`` each call): best of ``trials`` timings of ``repeats`` calls."""
+    fn()  # warm-up
     best = math.inf
     for _ in range(trials):
         t0 = time.perf_counter()
         for _ in range(repeats):
-            a @ b
+            fn()
         best = min(best, (time.perf_counter() - t0) / repeats)
-    return 2 * size**3 / best
+    return flops / best
 
 
-def peak_of(device: torch.device, matmul_size: int) -> dict[str, Any]:
-    """{"flops": {precision: FLOP/s}, "source": text} for ``device``."""
+def measured_matmul_peak(size: int = 2048, repeats: int = 3, trials: int = 5) -> float:
+    """This machine's fp32 matmul rate (FLOP/s) with the current thread count: best of ``trials``."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    return best_rate(lambda: a @ b, 2 * size**3, repeats, trials)
+
+
+def measured_conv_peak(dtype: torch.dtype = torch.float32, repeats: int = 3, trials: int = 5) -> float:
+    """The rate of the generator's dominant convolution (3x3, 256 -> 256 channels, 64² at crop 256,
+    the residual blocks' shape) in ``dtype``, forward only. On CPUs torch's matmul often is not the
+    fastest kernel (MKL's on AMD runs below oneDNN's convolutions), so a peak from matmul alone
+    would understate what the machine can do."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
+    x = torch.randn(1, 256, 64, 64)
+    context = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+    def run() -> None:
+        with torch.no_grad(), context:
+            conv(x)
+
+    return best_rate(run, 2 * 256 * 256 * 9 * 64 * 64, repeats, trials)
+
+
+def peak_of(device: torch.device, matmul_size: int, precision: str = "fp32") -> dict[str, Any]:
+    """{"flops": {precision: FLOP/s}, "source": text} for ``device``. On a CPU: the best of
+    this run's fp32 matmul and convolution rates, and (``--amp bf16``) the bf16 convolution's."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, flops in PEAKS:
@@ -155,10 +180,16 @@ def peak_of(device: torch.device, matmul_size: int) -> dict[str, Any]:
                 return {"flops": dict(flops), "source": f"datasheet, dense ({key}): {name}"}
         return {"flops": {}, "source": f"unknown device: {name}"}
     threads = torch.get_num_threads()
-    return {
-        "flops": {"fp32": measured_matmul_peak(matmul_size)},
-        "source": f"measured: best of 5 x 3 fp32 {matmul_size}x{matmul_size} matmuls, {threads} threads",
-    }
+    matmul, conv = measured_matmul_peak(matmul_size), measured_conv_peak()
+    flops = {"fp32": max(matmul, conv)}
+    source = (
+        f"measured, {threads} threads, best of 5: fp32 {matmul_size}² matmul {matmul / 1e9:.1f} GFLOP/s, "
+        f"fp32 3x3 256-channel conv {conv / 1e9:.1f} GFLOP/s"
+    )
+    if precision == "bf16":
+        flops["bf16"] = measured_conv_peak(torch.bfloat16)
+        source += f", bf16 conv {flops['bf16'] / 1e9:.1f} GFLOP/s"
+    return {"flops": flops, "source": source}
 
 
 # ---- one crop size, in this process -----------------------------------------------------------------
@@ -168,6 +199,10 @@ def train_options(root: Path, crop: int, args: argparse.Namespace, extra: list[s
     base = ["--dataroot", str(root), "--model", args.model, "--batch_size", str(args.batch_size)]
     base += ["--crop_size", str(crop), "--load_size", str(default_load_size(crop)), "--seed", "0"]
     return parse_options([*base, *extra], is_train=True, prog="benchmark.py")  # train_args override
+
+
+def precision_of(opt: Options) -> str:
+    return "fp32" if opt.amp == "none" else opt.amp
 
 
 def reference_architecture(opt: Options) -> bool:
@@ -202,6 +237,25 @@ def count_flops(model: BaseModel, batch: dict) -> int:
     with FlopCounterMode(display=False) as counter:
         model.train_step(batch)
     return int(counter.get_total_flops())
+
+
+CONV_OPS = ("convolution_backward", "mkldnn_convolution", "slow_conv", "_convolution_transpose", "conv_depthwise")
+
+
+def cost_breakdown(model: BaseModel, batch: dict) -> dict[str, float]:
+    """Where one CPU training step's time goes, from torch.profiler's self times: the convolution
+    kernels (forward and backward; what the FLOPs are) against everything else (norms, padding,
+    activations, losses, the optimizer, autograd). Even with "everything else" at zero, the step
+    cannot be faster than the convolutions at their kernels' rate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.train_step(batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.train_step(batch)
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    conv = sum(e.self_cpu_time_total for e in events if any(op in e.key for op in CONV_OPS)) / 1e6
+    total = sum(e.self_cpu_time_total for e in events) / 1e6
+    return {"convolution_s": conv, "other_s": total - conv, "convolution_share": conv / total if total else 0.0}
 
 
 def test_batch_size(model: BaseModel, wanted: int) -> int:
@@ -273,6 +327,7 @@ def bench_crop(crop: int, args: argparse.Namespace, extra: list[str], peak: dict
     }
     flops = count_flops(model, synthetic)
     achieved = flops / step_s
+    breakdown = cost_breakdown(model, synthetic) if device.type == "cpu" else None
     test_batch = test_batch_size(model, args.test_batch_size)
     test_s = time_inference(model, opt, crop, test_batch, 1, args.test_iters)
     return {
@@ -280,8 +335,9 @@ def bench_crop(crop: int, args: argparse.Namespace, extra: list[str], peak: dict
         "load_size": opt.load_size,
         "batch_size": opt.batch_size,
         "device": str(device),
-        "precision": str(getattr(opt, "amp", None) or "fp32"),  # the project's option, once it has one
-        "compile": bool(getattr(opt, "compile", False)),
+        "precision": precision_of(opt),
+        "compile": opt.compile,
+        "channels_last": opt.channels_last,
         "step_s": step_s,
         "step_s_all": computes,
         "iter_s": statistics.median(w + c for w, c in timed),
@@ -290,13 +346,14 @@ def bench_crop(crop: int, args: argparse.Namespace, extra: list[str], peak: dict
         "loader_workers": loader.num_workers,
         "test_s_per_image": test_s,
         "test_batch_size": test_batch,
-        "test_grad_mode": "no_grad (model.inference)",
+        "test_grad_mode": "inference_mode (model.inference)",
         "memory_bytes": memory_bytes,
         "memory_kind": memory_kind,
         "flops_per_iter": flops,
         "notes_flops_per_iter": notes_flops(opt),
         "achieved_flops": achieved,
         "utilisation": {precision: achieved / value for precision, value in peak["flops"].items()},
+        "cost_breakdown": breakdown,
         "load_average": load_average(),
     }
 
@@ -305,8 +362,11 @@ def print_crop(r: dict[str, Any]) -> None:
     notes = r["notes_flops_per_iter"]
     notes_text = f" (field notes §4: {notes / 1e12:.2f})" if notes else ""
     utilisation = ", ".join(f"{v:.1%} of {k} peak" for k, v in r["utilisation"].items()) or "peak unknown"
+    switches = [r["precision"]] + ["channels_last"] * r["channels_last"]
+    switches += [f"compile {r['compile']}"] * (r["compile"] != "none")
+    where = f"crop {r['crop_size']} (load {r['load_size']}), batch {r['batch_size']}, {r['device']}"
     print(
-        f"crop {r['crop_size']} (load {r['load_size']}), batch {r['batch_size']}, {r['device']}, {r['precision']}:\n"
+        f"{where}, {', '.join(switches)}:\n"
         f"  train step      {r['step_s']:.3f} s/iter (median of {len(r['step_s_all'])}); "
         f"with data {r['iter_s']:.3f} s\n"
         f"  data loader     {r['data_share']:.1%} of the loop waiting for batches ({r['loader_workers']} workers)\n"
@@ -314,7 +374,13 @@ def print_crop(r: dict[str, Any]) -> None:
         f"  memory          {r['memory_bytes'] / 2**20:.0f} MiB ({r['memory_kind']})\n"
         f"  FLOPs           {r['flops_per_iter'] / 1e12:.3f} TFLOP/iter counted{notes_text}; "
         f"{r['achieved_flops'] / 1e9:.1f} GFLOP/s achieved = {utilisation}\n"
-        f"  load average    {r['load_average']}"
+        + (
+            f"  where it goes   convolutions {b['convolution_s']:.3f} s ({b['convolution_share']:.0%}), "
+            f"everything else {b['other_s']:.3f} s (one profiled step)\n"
+            if (b := r["cost_breakdown"])
+            else ""
+        )
+        + f"  load average    {r['load_average']}"
     )
 
 
@@ -333,6 +399,17 @@ def train_command(root: Path, name: str, crop: int, count: int, out: Path) -> li
     ]  # fmt: skip
 
 
+def test_command(root: Path, name: str, crop: int, count: int, checkpoints: Path, out: Path) -> list[str]:
+    """A ``test.py`` run over ``count`` images of each test folder (the reference's cycle_gan test
+    translates both sides of each item: 4 generator passes and 6 saved images per A/B pair; ours
+    translates testA and testB: the same 4 passes and 6 images per pair)."""
+    return [
+        sys.executable, "test.py", "--dataroot", str(root), "--name", name, "--model", "cycle_gan",
+        "--checkpoints_dir", str(checkpoints), "--results_dir", str(out), "--gpu_ids", "-1",
+        "--load_size", str(crop), "--crop_size", str(crop), "--num_test", str(count), "--phase", "test",
+    ]  # fmt: skip
+
+
 def time_process(command: list[str], cwd: Path, log: Path) -> float:
     t0 = time.perf_counter()
     with log.open("w") as out:
@@ -344,11 +421,19 @@ def time_process(command: list[str], cwd: Path, log: Path) -> float:
     return seconds
 
 
+def difference_rate(seconds: dict[int, list[float]], n1: int, n2: int) -> tuple[list[float], float]:
+    """Per round (T(N2) - T(N1)) / (N2 - N1), and their median."""
+    per_round = [(b - a) / (n2 - n1) for a, b in zip(seconds[n1], seconds[n2], strict=True)]
+    return per_round, statistics.median(per_round)
+
+
 def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
     n1, n2 = args.compare_iters
+    t1, t2 = args.compare_test_images
     with tempfile.TemporaryDirectory(prefix="bench_compare_") as tmp:
-        root = make_dataroot(Path(tmp) / "data", n2, crop)
+        root = make_dataroot(Path(tmp) / "data", n2, crop, test_count=t2)
         seconds: dict[str, dict[int, list[float]]] = {who: {n1: [], n2: []} for who in checkouts}
+        test_seconds: dict[str, dict[int, list[float]]] = {who: {t1: [], t2: []} for who in checkouts}
         order = list(checkouts)
         for r in range(args.rounds):
             for who in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
@@ -357,12 +442,23 @@ def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace
                     command = train_command(root, f"bench_{who}", crop, n, run)
                     t = time_process(command, checkouts[who], Path(tmp) / f"{who}_{r}_{n}.log")
                     seconds[who][n].append(t)
-                    print(f"  crop {crop} round {r + 1} {who}: N={n} {t:.1f} s (load {load_average()})", flush=True)
-    per_iter = {
-        who: [(b - a) / (n2 - n1) for a, b in zip(seconds[who][n1], seconds[who][n2], strict=True)] for who in checkouts
-    }
-    s_iter = {who: statistics.median(v) for who, v in per_iter.items()}
-    return {
+                    print(
+                        f"  crop {crop} round {r + 1} {who}: train N={n} {t:.1f} s (load {load_average()})", flush=True
+                    )
+                if not t2:
+                    continue
+                trained = Path(tmp) / f"{who}_{r}_{n2}"  # this round's checkpoint
+                for n in (t1, t2):
+                    command = test_command(root, f"bench_{who}", crop, n, trained, Path(tmp) / f"{who}_{r}_{n}_test")
+                    t = time_process(command, checkouts[who], Path(tmp) / f"{who}_{r}_{n}_test.log")
+                    test_seconds[who][n].append(t)
+                    print(
+                        f"  crop {crop} round {r + 1} {who}: test N={n} {t:.1f} s (load {load_average()})", flush=True
+                    )
+    per_iter, s_iter = {}, {}
+    for who in checkouts:
+        per_iter[who], s_iter[who] = difference_rate(seconds[who], n1, n2)
+    result = {
         "crop_size": crop,
         "load_size": default_load_size(crop),
         "n1": n1,
@@ -374,6 +470,16 @@ def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace
         "ratio_ours_over_theirs": s_iter["ours"] / s_iter["theirs"],
         "load_average": load_average(),
     }
+    if t2:
+        per_pair = {who: difference_rate(test_seconds[who], t1, t2) for who in checkouts}
+        result.update(
+            test_images=[t1, t2],
+            test_process_s=test_seconds,
+            per_round_test_s_per_pair={who: v[0] for who, v in per_pair.items()},
+            test_s_per_pair={who: v[1] for who, v in per_pair.items()},
+            test_ratio_ours_over_theirs=per_pair["ours"][1] / per_pair["theirs"][1],
+        )
+    return result
 
 
 def run_compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -390,6 +496,13 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
             f"load average {r['load_average']})",
             flush=True,
         )
+        if "test_s_per_pair" in r:
+            pair = r["test_s_per_pair"]
+            print(
+                f"crop {crop}: test ours {pair['ours']:.3f} s per A/B pair, theirs {pair['theirs']:.3f} s, "
+                f"ratio ours/theirs {r['test_ratio_ours_over_theirs']:.3f} (images {r['test_images']})",
+                flush=True,
+            )
         results.append(r)
     return {"mode": "compare", "ours": str(REPO_ROOT), "theirs": str(theirs), "compare": results}
 
@@ -415,10 +528,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--matmul_size", type=int, default=2048, help="matrix size of the CPU peak measurement")
     p.add_argument("--compare", metavar="PATH", help="time whole train.py processes of this checkout and of PATH")
     p.add_argument("--compare_iters", type=int, nargs=2, default=[2, 6], metavar=("N1", "N2"))
+    p.add_argument(
+        "--compare_test_images",
+        type=int,
+        nargs=2,
+        default=[2, 6],
+        metavar=("N1", "N2"),
+        help="test images per side of --compare's test.py timing (0 0: train only)",
+    )
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --compare")
     args = p.parse_args(argv)
     if args.compare and args.compare_iters[0] >= args.compare_iters[1]:
         p.error("--compare_iters: N1 must be smaller than N2")
+    t1, t2 = args.compare_test_images
+    if args.compare and t2 and t1 >= t2:
+        p.error("--compare_test_images: N1 must be smaller than N2 (or 0 0)")
     return args
 
 
@@ -440,7 +564,7 @@ def header(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
 def run_bench(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     device_opt = parse_options(["--dataroot", ".", *extra], is_train=True, prog="benchmark.py")
     device = select_device(gpu_ids(device_opt.gpu_ids), fixed_input_size=True)
-    peak = peak_of(device, args.matmul_size)
+    peak = peak_of(device, args.matmul_size, precision_of(device_opt))
     peak_text = ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peak["flops"].items()) or "none"
     print(f"peak: {peak_text} ({peak['source']})", flush=True)
     results = []

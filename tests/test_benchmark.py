@@ -11,6 +11,8 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 TINY_TRAIN = "--netG resnet_6blocks --ngf 8 --ndf 8 --gpu_ids -1"
@@ -18,7 +20,7 @@ CROP_KEYS = {
     "crop_size", "load_size", "batch_size", "device", "precision", "compile", "step_s", "step_s_all", "iter_s",
     "data_wait_s", "data_share", "loader_workers", "test_s_per_image", "test_batch_size", "test_grad_mode",
     "memory_bytes", "memory_kind", "flops_per_iter", "notes_flops_per_iter", "achieved_flops", "utilisation",
-    "load_average",
+    "load_average", "channels_last", "cost_breakdown",
 }  # fmt: skip
 
 
@@ -41,7 +43,7 @@ def test_tiny_benchmark_summary_is_complete_and_consistent() -> None:
     assert summary["iters"] == 2 and summary["warmup"] == 1
     assert len(summary["load_average_start"]) == 3 and len(summary["load_average_end"]) == 3
     peak = summary["peak"]["flops"]
-    assert set(peak) == {"fp32"} and peak["fp32"] > 0  # a CPU: the measured matmul rate
+    assert set(peak) == {"fp32"} and peak["fp32"] > 0  # a CPU: the best measured matmul / conv rate
     assert "measured" in summary["peak"]["source"]
 
     (crop,) = summary["results"]
@@ -59,6 +61,37 @@ def test_tiny_benchmark_summary_is_complete_and_consistent() -> None:
     assert set(crop["utilisation"]) == set(peak)
     assert math.isclose(crop["utilisation"]["fp32"], crop["achieved_flops"] / peak["fp32"], rel_tol=1e-9)
     assert "crop 32" in stdout and "s/iter" in stdout and "s/image" in stdout
+    b = crop["cost_breakdown"]  # one profiled step: convolutions and the rest add up to a step's time
+    assert 0 < b["convolution_share"] < 1 and b["convolution_s"] > 0 and b["other_s"] > 0
+    assert math.isclose(b["convolution_share"], b["convolution_s"] / (b["convolution_s"] + b["other_s"]))
+    assert 0.2 * crop["step_s"] < b["convolution_s"] + b["other_s"] < 5 * crop["step_s"]
+
+
+def test_bf16_run_reports_a_bf16_peak_and_utilisation() -> None:
+    args = ["--crop_sizes", "32", "--iters", "1", "--warmup", "1", "--test_iters", "1", "--matmul_size", "256"]
+    _, summary = run_benchmark(*args, "--train_args", TINY_TRAIN + " --amp bf16 --channels_last")
+    (crop,) = summary["results"]
+    peak = summary["peak"]["flops"]
+    assert crop["precision"] == "bf16" and crop["channels_last"] is True and set(peak) == {"fp32", "bf16"}
+    assert math.isclose(crop["utilisation"]["bf16"], crop["achieved_flops"] / peak["bf16"], rel_tol=1e-9)
+
+
+@pytest.mark.slow
+def test_compare_mode_derives_rates_from_the_process_times() -> None:
+    """--compare against this checkout itself (any reference-compatible codebase works): the
+    per-iteration and per-test-pair rates are the difference quotients of the timed processes."""
+    args = ["--compare", str(REPO_ROOT), "--crop_sizes", "32", "--rounds", "1"]
+    args += ["--compare_iters", "1", "3", "--compare_test_images", "1", "2"]
+    stdout, summary = run_benchmark(*args)
+    assert summary["mode"] == "compare"
+    (r,) = summary["compare"]
+    for who in ("ours", "theirs"):
+        train, test = r["process_s"][who], r["test_process_s"][who]
+        assert math.isclose(r["s_per_iter"][who], (train["3"][0] - train["1"][0]) / 2)
+        assert math.isclose(r["test_s_per_pair"][who], test["2"][0] - test["1"][0])
+    assert math.isclose(r["ratio_ours_over_theirs"], r["s_per_iter"]["ours"] / r["s_per_iter"]["theirs"])
+    assert math.isclose(r["test_ratio_ours_over_theirs"], r["test_s_per_pair"]["ours"] / r["test_s_per_pair"]["theirs"])
+    assert "ratio ours/theirs" in stdout and "per A/B pair" in stdout
 
 
 def test_notes_estimate_applies_to_the_reference_architecture_only() -> None:

@@ -243,26 +243,26 @@ def swap_discriminators(model) -> None:
 
 
 def discriminators_see_updated_fakes(model) -> None:
-    backward_D = model.backward_D
+    step_D = model.step_D
 
     def regenerate(real_A, real_B, fake_A, fake_B):
         with torch.no_grad():
             fake_A, fake_B = model.nets["G_B"](real_B), model.nets["G_A"](real_A)
-        return backward_D(real_A, real_B, fake_A, fake_B)
+        return step_D(real_A, real_B, fake_A, fake_B)
 
-    model.backward_D = regenerate
+    model.step_D = regenerate
 
 
 def discriminators_step_first(model) -> None:
-    backward_G, backward_D = model.backward_G, model.backward_D
+    losses_G, step_D = model.losses_G, model.step_D
     done: dict = {}
 
-    def d_then_g(real_A, real_B, fake_A, fake_B, rec_A, rec_B):
-        done.update(backward_D(real_A, real_B, fake_A, fake_B))
-        return backward_G(real_A, real_B, fake_A, fake_B, rec_A, rec_B)
+    def d_then_g(real_A, real_B, fakes):
+        done.update(step_D(real_A, real_B, fakes["fake_A"], fakes["fake_B"]))
+        return losses_G(real_A, real_B, fakes)
 
-    model.backward_G = d_then_g
-    model.backward_D = lambda *args: dict(done)
+    model.losses_G = d_then_g
+    model.step_D = lambda *args: dict(done)
 
 
 def adam_default_beta1(model) -> None:

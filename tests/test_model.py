@@ -52,13 +52,13 @@ def test_discriminators_get_no_gradient_during_the_generator_update(tiny_dataset
     for name in ("D_A", "D_B"):
         for p in model.nets[name].parameters():
             p.register_hook(lambda g: grads_seen.__setitem__(phase["now"], grads_seen[phase["now"]] + 1))
-    backward_D = model.backward_D
+    step_D = model.step_D
 
-    def tracked_backward_D(*args):
+    def tracked_step_D(*args):
         phase["now"] = "D"
-        return backward_D(*args)
+        return step_D(*args)
 
-    model.backward_D = tracked_backward_D
+    model.step_D = tracked_step_D
     g_before = snapshot(model.nets["G_A"])
     model.train_step(batch)
     assert grads_seen["G"] == 0, "a discriminator received gradients from the generator loss"
@@ -169,10 +169,13 @@ def test_no_image_pool_trains_and_d_judges_this_steps_fakes(tiny_dataset: Path) 
         losses = model.train_step(batch)
         assert all(math.isfinite(v.item()) for v in losses.values())
     hook.remove()
-    # per step D_A sees: fake_B in the G step, then real_B and fake_B in the D step
-    assert len(judged) == 6
+    # per step D_A sees: fake_B in the G step, then real_B and fake_B in one call in the D step
+    # (instance norm: each sample's output is its own, see CycleGANModel.forwards_batchable)
+    assert len(judged) == 4
+    n = batch["B"].shape[0]
     for step in (0, 1):
-        g_fake, d_real, d_fake = judged[3 * step : 3 * step + 3]
+        g_fake, d_both = judged[2 * step : 2 * step + 2]
+        d_real, d_fake = d_both.split(n)
         assert torch.equal(d_real, batch["B"]) and torch.equal(d_fake, g_fake)
-    assert not torch.equal(judged[0], judged[3])  # the second step's fakes are new ones
+    assert not torch.equal(judged[0], judged[2])  # the second step's fakes are new ones
     assert model.pools["B"].images == [] and model.pools["A"].images == []
