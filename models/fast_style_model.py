@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from models.base_model import MODELS, BaseModel, unwrap
+from models.fast_path import adam, upcast
 from models.losses import GANLoss, gradient_penalty
 from models.networks.perceptual import FeatureExtractor, perceptual_backbone
 from models.style_losses import content_loss, gram_matrix, style_loss, total_variation
@@ -98,16 +99,16 @@ class FastStyleModel(BaseModel):
         self._visuals: dict[str, torch.Tensor] = {}
         if not self.is_train:
             return
-        self.vgg = self.build_backbone().to(device)
+        self.vgg = self.fast.prepare_net(self.build_backbone().to(device))
         self._style_grams: dict[str, torch.Tensor] | None = None  # from the first batch's style image
         self.gan = opt.lambda_gan > 0
         self.loss_names = PERCEPTUAL_LOSSES + (GAN_LOSSES if self.gan else ())
         betas = (opt.beta1, 0.999)
-        self.optimizers["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=opt.lr, betas=betas)
+        self.optimizers["G"] = adam(self.nets["G"].parameters(), opt.lr, betas)
         if self.gan:
             self.nets["D"] = self.build_discriminator(opt.output_nc)
             self.criterion_gan = GANLoss(opt.gan_mode)
-            self.optimizers["D"] = torch.optim.Adam(self.nets["D"].parameters(), lr=opt.lr, betas=betas)
+            self.optimizers["D"] = adam(self.nets["D"].parameters(), opt.lr, betas)
         self.setup_schedulers()
 
     def build_backbone(self) -> FeatureExtractor:
@@ -131,31 +132,37 @@ class FastStyleModel(BaseModel):
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         opt = self.opt
-        content = batch["A"].to(self.device, non_blocking=True)
-        style = batch["style"][:1].to(self.device, non_blocking=True)
+        fast = self.fast
+        content = fast.prepare_input(batch["A"])
+        style = fast.prepare_input(batch["style"][:1])
         grams = self.style_grams(style)
         G = self.nets["G"]
 
         if self.gan:
             self.set_requires_grad([self.nets["D"]], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
-        stylized = G(content)
-        with torch.no_grad():
-            target = self.vgg(to_unit_range(content), [CONTENT_LAYER])[CONTENT_LAYER]
-        layers = list(dict.fromkeys([CONTENT_LAYER, *STYLE_LAYERS]))
-        features = self.vgg(to_unit_range(stylized), layers)
+        with fast.autocast():  # --amp: the networks in low precision, the losses below in fp32
+            stylized = G(content)
+            with torch.no_grad():
+                target = self.vgg(to_unit_range(content), [CONTENT_LAYER])[CONTENT_LAYER]
+            layers = list(dict.fromkeys([CONTENT_LAYER, *STYLE_LAYERS]))
+            features = self.vgg(to_unit_range(stylized), layers)
+            pred = self.nets["D"](stylized) if self.gan else None
+        features = {name: upcast(f) for name, f in features.items()}
+        stylized = upcast(stylized)
         losses = {
-            "content": opt.content_weight * content_loss(features[CONTENT_LAYER], target),
+            "content": opt.content_weight * content_loss(features[CONTENT_LAYER], upcast(target)),
             "style": opt.style_weight * style_loss(features, grams),
             "tv": opt.tv_weight * total_variation(to_unit_range(stylized)),
         }
         if self.gan:
-            losses["G_GAN"] = opt.lambda_gan * self.criterion_gan(self.nets["D"](stylized), True)
-        sum(losses.values()).backward()
-        self.optimizers["G"].step()
+            losses["G_GAN"] = opt.lambda_gan * self.criterion_gan(pred, True)
+        fast.backward(sum(losses.values()))
+        fast.step(self.optimizers["G"])
         if self.gan:
             self.set_requires_grad([self.nets["D"]], True)
-            losses["D"] = self.backward_D(batch["B"].to(self.device, non_blocking=True), stylized.detach())
+            losses["D"] = self.backward_D(fast.prepare_input(batch["B"]), stylized.detach())
+        fast.update()
 
         self._visuals = {"content": content, "stylized": stylized.detach(), "style": style}
         return {name: losses[name].detach() for name in self.loss_names}
@@ -164,24 +171,30 @@ class FastStyleModel(BaseModel):
         """One discriminator step: style crops real, this step's stylised images fake."""
         netD = self.nets["D"]
         self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_real = self.criterion_gan(netD(real), True)
-        loss_fake = self.criterion_gan(netD(fake), False)
+        with self.fast.autocast():
+            pred_real, pred_fake = netD(real), netD(fake)
+        loss_real = self.criterion_gan(pred_real, True)
+        loss_fake = self.criterion_gan(pred_fake, False)
         if self.opt.gan_mode == "wgangp":
-            loss = loss_real + loss_fake + gradient_penalty(netD, real, fake)
+            with self.fast.autocast():
+                penalty = gradient_penalty(netD, real, fake)
+            loss = loss_real + loss_fake + upcast(penalty)
         else:
             loss = 0.5 * (loss_real + loss_fake)
-        loss.backward()
-        self.optimizers["D"].step()
+        self.fast.backward(loss)
+        self.fast.step(self.optimizers["D"])
         return loss
 
     def visuals(self) -> dict[str, torch.Tensor]:
         return dict(self._visuals)
 
     # ---- test time ----------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        real = images.to(self.device)
-        return {"real_A": real, "fake_B": unwrap(self.nets["G"])(real)}
+        real = self.fast.prepare_input(images)
+        with self.fast.autocast():
+            fake = unwrap(self.nets["G"])(real)
+        return {"real_A": real, "fake_B": upcast(fake)}
 
     def translation_label(self, side: str) -> str:
         return "fake_B"

@@ -226,3 +226,22 @@ def test_compile_trains_the_same_math_and_saves_plain_keys(tiny_dataset: Path) -
             assert losses[name].item() == pytest.approx(exact_losses[name].item(), rel=1e-4, abs=1e-6), name
     assert model.state_dict()["nets"].keys() == exact.state_dict()["nets"].keys()
     assert list(model.state_dict()["nets"]["G_A"]) == list(exact.state_dict()["nets"]["G_A"])
+
+
+def test_fast_style_under_bf16_is_close_to_fp32(tmp_path: Path) -> None:
+    """The switches are the base model's: another model's step under --amp bf16 runs its
+    networks (transformation net, VGG, D) in bf16 and its losses in fp32."""
+    from tests.test_fast_style import picture, tiny_model
+
+    content, style = tmp_path / "content", picture(tmp_path / "style.png", 40, 36, seed=9)
+    for i in range(3):
+        picture(content / f"{i}.png", 40, 40, seed=i)
+    model, batch = tiny_model(content, style, tmp_path, "--amp", "bf16", "--lambda_gan", "1")
+    exact, _ = tiny_model(content, style, tmp_path, "--lambda_gan", "1")
+    seen = conv_output_dtypes(model)
+    losses, exact_losses = model.train_step(batch), exact.train_step(batch)
+    assert seen == {torch.bfloat16}
+    assert set(losses) == set(exact_losses) == {"content", "style", "tv", "G_GAN", "D"}
+    for name, value in losses.items():
+        assert value.dtype == torch.float32
+        assert value.item() == pytest.approx(exact_losses[name].item(), rel=0.1, abs=1e-6), name
