@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from models.base_model import MODELS, BaseModel, unwrap
 from models.fast_path import adam, upcast
-from models.losses import GANLoss, gradient_penalty
+from models.losses import GANLoss, discriminator_objective, gradient_penalty
 from util.errors import UserError
 
 if TYPE_CHECKING:
@@ -173,13 +173,8 @@ class CycleGANModel(BaseModel):
                 pred_real, pred_fake = netD(torch.cat([real, fake])).split(real.shape[0])
             else:
                 pred_real, pred_fake = netD(real), netD(fake)
-        loss_real = self.criterion_gan(pred_real, True)
-        loss_fake = self.criterion_gan(pred_fake, False)
-        if self.opt.gan_mode == "wgangp":
-            with self.fast.autocast():
-                penalty = gradient_penalty(netD, real, fake)
-            return loss_real + loss_fake + upcast(penalty)
-        return 0.5 * (loss_real + loss_fake)
+            penalty = gradient_penalty(netD, real, fake) if self.opt.gan_mode == "wgangp" else None
+        return discriminator_objective(self.criterion_gan, pred_real, pred_fake, penalty)
 
     def step_D(self, real_A, real_B, fake_A, fake_B) -> dict[str, torch.Tensor]:
         """Discriminator update on real images and pooled fakes, detached as the reference does:

@@ -38,7 +38,7 @@ import torch
 
 from models.base_model import MODELS, BaseModel, unwrap
 from models.fast_path import adam, upcast
-from models.losses import GANLoss, gradient_penalty
+from models.losses import GANLoss, discriminator_objective, gradient_penalty
 from models.networks.perceptual import FeatureExtractor, perceptual_backbone
 from models.style_losses import content_loss, gram_matrix, style_loss, total_variation
 from util.seeds import stream_seed
@@ -173,14 +173,8 @@ class FastStyleModel(BaseModel):
         self.optimizers["D"].zero_grad(set_to_none=True)
         with self.fast.autocast():
             pred_real, pred_fake = netD(real), netD(fake)
-        loss_real = self.criterion_gan(pred_real, True)
-        loss_fake = self.criterion_gan(pred_fake, False)
-        if self.opt.gan_mode == "wgangp":
-            with self.fast.autocast():
-                penalty = gradient_penalty(netD, real, fake)
-            loss = loss_real + loss_fake + upcast(penalty)
-        else:
-            loss = 0.5 * (loss_real + loss_fake)
+            penalty = gradient_penalty(netD, real, fake) if self.opt.gan_mode == "wgangp" else None
+        loss = discriminator_objective(self.criterion_gan, pred_real, pred_fake, penalty)
         self.fast.backward(loss)
         self.fast.step(self.optimizers["D"])
         return loss

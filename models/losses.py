@@ -38,6 +38,17 @@ class GANLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(prediction, target)
 
 
+def discriminator_objective(
+    criterion: GANLoss, pred_real: torch.Tensor, pred_fake: torch.Tensor, penalty: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A discriminator's loss from its predictions: 0.5 * (L(D(real), 1) + L(D(fake), 0)); for
+    wgangp E[D(fake)] - E[D(real)] + ``penalty`` (``gradient_penalty``, computed by the caller)."""
+    loss_real, loss_fake = criterion(pred_real, True), criterion(pred_fake, False)
+    if criterion.mode == "wgangp":
+        return loss_real + loss_fake + upcast(penalty)
+    return 0.5 * (loss_real + loss_fake)
+
+
 def gradient_penalty(
     netD: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0, target_norm: float = 1.0
 ) -> torch.Tensor:
