@@ -58,6 +58,8 @@ def run(opt: Options) -> int:
     model = create_model(opt, device)
     # Like the reference, test in train mode unless --eval (it matters for batch norm and dropout).
     model.eval() if opt.eval else model.train()
+    if (slow := model.fast.warning()) is not None:
+        print(f"test.py: warning: {slow}", file=sys.stderr)
     scorer = MetricScorer.from_options(opt, device)  # one Inception network for every checkpoint
     if scorer is not None:
         scorer.check_folders(opt, model)

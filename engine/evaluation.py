@@ -59,7 +59,7 @@ from metrics import (
 from models import BaseModel
 from options import Options, evaluation_options, metric_names
 from util.errors import UserError, one_line
-from util.fileio import atomic_write_text
+from util.fileio import atomic_write_text, flush_to_disk
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_uint8
 
@@ -238,7 +238,7 @@ class MetricScorer:
 
 
 def translate_and_score(
-    model: BaseModel, opt: Options, out_dir: Path, scorer: MetricScorer | None, title: str
+    model: BaseModel, opt: Options, out_dir: Path, scorer: MetricScorer | None, title: str, durable: bool = True
 ) -> dict[str, dict]:
     """Translate every test folder with the model as loaded into ``out_dir`` (images, index.html)
     and return the scores by side, also written to ``out_dir/metrics.json`` when there are any::
@@ -247,6 +247,9 @@ def translate_and_score(
                "metrics": {"direction": "AtoB", "images": 3, "real": [".../testB"], "real_images": 2,
                            "values": {"fid": .., "kid": .., "kid_std": ..}}},
          "B": {...}}
+
+    ``durable``: flush the result images to disk before the report is written (test.py); an
+    evaluation into a temporary folder (``--eval_freq``) skips it.
     """
     page = HTMLPage(out_dir, title)
     report: dict[str, dict] = {}
@@ -278,6 +281,8 @@ def translate_and_score(
             result["metrics"] = score_side(scorer, opt, side, out_dir / "images", rows, translated_label, compared)
         if result:
             report[side] = result
+    if durable:  # every result image to disk in one go (each was written without its own fsync)
+        flush_to_disk()
     if report:
         atomic_write_text(out_dir / "metrics.json", json.dumps(report, indent=2) + "\n")
         add_report_tables(page, report)
@@ -415,7 +420,7 @@ def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
         h, w = array.shape[:2]
         size = (w, int(h * aspect_ratio)) if aspect_ratio > 1 else (int(w / aspect_ratio), h)
         array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
-    return save_image(array, path)
+    return save_image(array, path, fsync=False)  # results are flushed once, at the end of translate_and_score
 
 
 def save_ground_truth(
@@ -508,7 +513,7 @@ class TrainingEvaluator:
                 model.eval() if self.opt.eval else model.train()
                 with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
                     title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"
-                    report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title)
+                    report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title, durable=False)
         except UserError as exc:
             # The metrics are a side product: losing the rest of a run to them would be worse
             # than a gap in the curve. The context managers have restored training's state.

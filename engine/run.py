@@ -270,6 +270,8 @@ def describe(model: BaseModel, epoch_length: int, iterations: int, opt: Options)
     world = distributed.world_size()
     per_rank = f" per process, {world} processes" if world > 1 else ""
     print(f"dataset: {epoch_length} items per epoch{per_rank} ({iterations} iterations); parameters: {counts}")
+    if (slow := model.fast.warning()) is not None:
+        print(f"train.py: warning: {slow}", file=sys.stderr)
     if world > 1:
         print(
             f"batch: --batch_size {opt.batch_size} per process x {world} processes = {opt.batch_size * world} "

@@ -57,6 +57,20 @@ class FastPath:
             compile=getattr(opt, "compile", "none") or "none",
         )
 
+    def warning(self) -> str | None:
+        """A line for the user when a switch will slow this run down instead of speeding it up:
+        ``--amp`` on a CPU without native instructions for its type (no AVX512-BF16/AMX, as
+        oneDNN reports it), where every low-precision convolution is emulated (on this project's
+        AVX2 machine a bf16 3x3 convolution ran about 90x slower than in fp32)."""
+        if self.device.type != "cpu" or self.dtype is None:
+            return None
+        if native_low_precision(self.dtype):
+            return None
+        return (
+            f"--amp {self.amp}: this CPU has no native {self.amp} instructions (oneDNN), so its "
+            f"{self.amp} convolutions are emulated and much slower than fp32; leave --amp off here"
+        )
+
     @property
     def enabled(self) -> bool:
         return self.dtype is not None or self.channels_last or self.compile_mode != "none"
@@ -107,6 +121,19 @@ class FastPath:
 
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def native_low_precision(dtype: torch.dtype) -> bool:
+    """Whether oneDNN runs ``dtype`` (bf16 / fp16) convolutions natively on this CPU."""
+    check = {
+        torch.bfloat16: "_is_mkldnn_bf16_supported",
+        torch.float16: "_is_mkldnn_fp16_supported",
+    }.get(dtype)
+    query = getattr(torch.ops.mkldnn, check, None) if check else None
+    try:
+        return bool(query()) if query is not None else True  # an older torch that cannot say: no warning
+    except RuntimeError:
+        return True
 
 
 def upcast(x: torch.Tensor) -> torch.Tensor:

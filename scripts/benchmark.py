@@ -32,7 +32,9 @@ are passed through as they are, and recorded):
 reference-compatible codebase) with reference-compatible flags only, alternating between the
 two over ``--rounds`` rounds, at two dataset sizes N1 < N2 (``--compare_iters``): seconds per
 iteration = (T(N2) - T(N1)) / (N2 - N1), so start-up and the final save cancel. It prints both
-codebases' s/iter and the ratio ours/theirs per crop with the load average. Timings on a shared
+codebases' s/iter and the ratio ours/theirs per crop with the load average. A checkout of the
+reference from before its 2019 renaming (``--niter``, ``--loadSize``, ...) gets the old flag names.
+Timings on a shared
 machine are noisy: compare within one run, never against figures from another day.
 
 The last line printed is ``BENCH_JSON {...}``: every figure, machine-readable.
@@ -66,6 +68,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from data import create_dataset, create_train_loader  # noqa: E402
 from models import BaseModel, create_model  # noqa: E402
+from models.fast_path import native_low_precision  # noqa: E402
 from options import Options, gpu_ids, parse_options  # noqa: E402
 from util.device import seed_everything, select_device  # noqa: E402
 
@@ -154,20 +157,20 @@ def measured_matmul_peak(size: int = 2048, repeats: int = 3, trials: int = 5) ->
     return best_rate(lambda: a @ b, 2 * size**3, repeats, trials)
 
 
-def measured_conv_peak(dtype: torch.dtype = torch.float32, repeats: int = 3, trials: int = 5) -> float:
+def measured_conv_peak(dtype: torch.dtype = torch.float32, repeats: int = 3, trials: int = 5, size: int = 64) -> float:
     """The rate of the generator's dominant convolution (3x3, 256 -> 256 channels, 64² at crop 256,
     the residual blocks' shape) in ``dtype``, forward only. On CPUs torch's matmul often is not the
     fastest kernel (MKL's on AMD runs below oneDNN's convolutions), so a peak from matmul alone
     would understate what the machine can do."""
     conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False)
-    x = torch.randn(1, 256, 64, 64)
+    x = torch.randn(1, 256, size, size)
     context = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
 
     def run() -> None:
         with torch.no_grad(), context:
             conv(x)
 
-    return best_rate(run, 2 * 256 * 256 * 9 * 64 * 64, repeats, trials)
+    return best_rate(run, 2 * 256 * 256 * 9 * size * size, repeats, trials)
 
 
 def peak_of(device: torch.device, matmul_size: int, precision: str = "fp32") -> dict[str, Any]:
@@ -187,8 +190,12 @@ def peak_of(device: torch.device, matmul_size: int, precision: str = "fp32") -> 
         f"fp32 3x3 256-channel conv {conv / 1e9:.1f} GFLOP/s"
     )
     if precision == "bf16":
-        flops["bf16"] = measured_conv_peak(torch.bfloat16)
-        source += f", bf16 conv {flops['bf16'] / 1e9:.1f} GFLOP/s"
+        if native_low_precision(torch.bfloat16):
+            flops["bf16"] = measured_conv_peak(torch.bfloat16)
+            source += f", bf16 conv {flops['bf16'] / 1e9:.1f} GFLOP/s"
+        else:  # emulated, about 1% of fp32's rate: a smaller conv, so the measurement takes seconds, not minutes
+            flops["bf16"] = measured_conv_peak(torch.bfloat16, repeats=1, trials=2, size=16)
+            source += f", bf16 conv {flops['bf16'] / 1e9:.2f} GFLOP/s (emulated: this CPU has no native bf16)"
     return {"flops": flops, "source": source}
 
 
@@ -388,14 +395,17 @@ def print_crop(r: dict[str, Any]) -> None:
 
 
 def train_command(root: Path, name: str, crop: int, count: int, out: Path) -> list[str]:
-    """A ``train.py`` run of ``count`` iterations with flags both codebases understand."""
+    """A ``train.py`` run of ``count`` iterations with flags both codebases understand. It saves
+    once, at the end of its one epoch (what test.py then loads; a constant that cancels in the
+    difference); dropout off, which CycleGAN's defaults are here and in today's reference (the
+    2018 reference turned it on unless told ``--no_dropout``)."""
     big = "10000000"
     return [
         sys.executable, "train.py", "--dataroot", str(root), "--name", name, "--model", "cycle_gan",
         "--checkpoints_dir", str(out), "--n_epochs", "1", "--n_epochs_decay", "0",
         "--max_dataset_size", str(count), "--gpu_ids", "-1", "--display_id", "0", "--no_html",
-        "--print_freq", big, "--display_freq", big, "--save_latest_freq", big, "--save_epoch_freq", big,
-        "--serial_batches", "--crop_size", str(crop), "--load_size", str(default_load_size(crop)),
+        "--print_freq", big, "--display_freq", big, "--save_latest_freq", big, "--save_epoch_freq", "1",
+        "--serial_batches", "--crop_size", str(crop), "--load_size", str(default_load_size(crop)), "--no_dropout",
     ]  # fmt: skip
 
 
@@ -407,7 +417,33 @@ def test_command(root: Path, name: str, crop: int, count: int, checkpoints: Path
         sys.executable, "test.py", "--dataroot", str(root), "--name", name, "--model", "cycle_gan",
         "--checkpoints_dir", str(checkpoints), "--results_dir", str(out), "--gpu_ids", "-1",
         "--load_size", str(crop), "--crop_size", str(crop), "--num_test", str(count), "--phase", "test",
+        "--no_dropout",
     ]  # fmt: skip
+
+
+# The reference renamed its flags in 2019 (--niter became --n_epochs, --loadSize --load_size, ...).
+# A checkout from before then gets the flags above under their old names.
+CLASSIC_FLAGS = {
+    "--n_epochs": "--niter",
+    "--n_epochs_decay": "--niter_decay",
+    "--load_size": "--loadSize",
+    "--crop_size": "--fineSize",
+    "--num_test": "--how_many",
+    "--batch_size": "--batchSize",
+    "--num_threads": "--nThreads",
+}
+
+
+def flag_vocabulary(checkout: Path) -> dict[str, str]:
+    """``CLASSIC_FLAGS`` when the checkout's options still declare ``--niter``, else no renaming."""
+    options = checkout / "options"
+    text = "".join(p.read_text(errors="replace") for p in sorted(options.glob("*.py"))) if options.is_dir() else ""
+    classic = any(f"{quote}--niter{quote}" in text for quote in ("'", '"'))
+    return CLASSIC_FLAGS if classic else {}
+
+
+def renamed(command: list[str], vocabulary: dict[str, str]) -> list[str]:
+    return [vocabulary.get(word, word) for word in command]
 
 
 def time_process(command: list[str], cwd: Path, log: Path) -> float:
@@ -435,11 +471,12 @@ def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace
         seconds: dict[str, dict[int, list[float]]] = {who: {n1: [], n2: []} for who in checkouts}
         test_seconds: dict[str, dict[int, list[float]]] = {who: {t1: [], t2: []} for who in checkouts}
         order = list(checkouts)
+        vocabulary = {who: flag_vocabulary(path) for who, path in checkouts.items()}
         for r in range(args.rounds):
             for who in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
                 for n in (n1, n2):
                     run = Path(tmp) / f"{who}_{r}_{n}"
-                    command = train_command(root, f"bench_{who}", crop, n, run)
+                    command = renamed(train_command(root, f"bench_{who}", crop, n, run), vocabulary[who])
                     t = time_process(command, checkouts[who], Path(tmp) / f"{who}_{r}_{n}.log")
                     seconds[who][n].append(t)
                     print(
@@ -449,7 +486,8 @@ def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace
                     continue
                 trained = Path(tmp) / f"{who}_{r}_{n2}"  # this round's checkpoint
                 for n in (t1, t2):
-                    command = test_command(root, f"bench_{who}", crop, n, trained, Path(tmp) / f"{who}_{r}_{n}_test")
+                    results = Path(tmp) / f"{who}_{r}_{n}_test"
+                    command = renamed(test_command(root, f"bench_{who}", crop, n, trained, results), vocabulary[who])
                     t = time_process(command, checkouts[who], Path(tmp) / f"{who}_{r}_{n}_test.log")
                     test_seconds[who][n].append(t)
                     print(
@@ -464,6 +502,7 @@ def compare_crop(crop: int, checkouts: dict[str, Path], args: argparse.Namespace
         "n1": n1,
         "n2": n2,
         "rounds": args.rounds,
+        "flags": {who: "classic (--niter, --loadSize, ...)" if vocabulary[who] else "current" for who in checkouts},
         "process_s": seconds,
         "per_round_s_per_iter": per_iter,
         "s_per_iter": s_iter,

@@ -126,8 +126,9 @@ def tensor_to_uint8(image: torch.Tensor) -> np.ndarray:
     return array.permute(1, 2, 0).numpy()
 
 
-def save_image(image: torch.Tensor | np.ndarray, path: str | Path) -> Path:
-    """Save a [-1, 1] tensor or a uint8 HWC array as PNG, atomically."""
+def save_image(image: torch.Tensor | np.ndarray, path: str | Path, fsync: bool = True) -> Path:
+    """Save a [-1, 1] tensor or a uint8 HWC array as PNG, atomically (``fsync=False``: see
+    ``util.fileio.atomic_write``; the caller flushes once after many images)."""
     array = tensor_to_uint8(image) if isinstance(image, torch.Tensor) else image
     pil = Image.fromarray(array)
-    return atomic_write(path, lambda f: pil.save(f, format="PNG"))
+    return atomic_write(path, lambda f: pil.save(f, format="PNG"), fsync=fsync)

@@ -1,0 +1,79 @@
+"""Atomic writes (util.fileio): a file is whole or absent, fsync when asked, and test.py's result
+images flushed once per run instead of once per image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import test as test_script
+import train
+from tests.conftest import TINY, write_images
+from util.fileio import atomic_write
+
+
+@pytest.fixture
+def counted_syncs(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts of os.fsync and os.sync calls; the real calls still run."""
+    counts = {"fsync": 0, "sync": 0}
+    real_fsync, real_sync = os.fsync, os.sync
+
+    def fsync(fd: int) -> None:
+        counts["fsync"] += 1
+        real_fsync(fd)
+
+    def sync() -> None:
+        counts["sync"] += 1
+        real_sync()
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "sync", sync)
+    return counts
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, fsync: bool) -> None:
+    path = tmp_path / "out.bin"
+    atomic_write(path, lambda f: f.write(b"old"), fsync=fsync)
+
+    def half_then_fail(f) -> None:
+        f.write(b"ne")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        atomic_write(path, half_then_fail, fsync=fsync)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # the temporary file is gone
+
+
+def test_fsync_is_per_file_only_when_asked(tmp_path: Path, counted_syncs: dict[str, int]) -> None:
+    atomic_write(tmp_path / "a", lambda f: f.write(b"a"))
+    assert counted_syncs["fsync"] == 1
+    atomic_write(tmp_path / "b", lambda f: f.write(b"b"), fsync=False)
+    assert counted_syncs["fsync"] == 1
+    assert (tmp_path / "b").read_bytes() == b"b"
+    assert oct((tmp_path / "b").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_test_py_flushes_its_result_images_once_not_per_image(
+    tiny_dataset: Path, tmp_path: Path, counted_syncs: dict[str, int]
+) -> None:
+    write_images(tiny_dataset / "testA", 6, seed=7)  # 6 A + 2 B images, 3 result images each
+    args = ["--dataroot", str(tiny_dataset), "--name", "run", "--checkpoints_dir", str(tmp_path / "ck")]
+    assert train.main([*args, *TINY, "--max_iters", "1"]) == 0
+    counted_syncs.update(fsync=0, sync=0)
+    assert test_script.main([*args, "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"]) == 0
+
+    images = list((tmp_path / "res" / "run" / "test_latest" / "images").glob("*.png"))
+    assert len(images) == 8 * 3
+    assert counted_syncs["sync"] == 1
+    # what is still fsynced on its own: the HTML page (and metrics.json when there are scores)
+    assert counted_syncs["fsync"] <= 2
