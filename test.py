@@ -11,7 +11,9 @@ trained run's architecture is read from ``checkpoints/<name>/opt.yaml``, so the 
 for training need not be repeated. When the dataset has ground truth (``<phase>A_gt/``: the
 true B image of each ``<phase>A`` image, as the demo dataset has), L1, PSNR and SSIM of the
 translations are reported and written to ``metrics.json``; ``--metrics`` adds FID/KID against
-the real images of the target domain, per direction.
+the real images of the target domain, per direction, or for a style model content_loss/style_loss
+against each output's content and style images (on VGG-19: ``--vgg_weights``, by default the
+training run's).
 
 ``--epoch all`` does this for every epoch checkpoint (and ``latest`` when it differs from the
 last), then writes the run's summary to ``results/<name>/``: ``metrics.jsonl``, ``metrics.csv``,

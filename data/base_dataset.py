@@ -16,6 +16,12 @@ from util.registry import Registry
 
 DATASETS = Registry("dataset mode")
 
+# What the test items of a style model carry next to "A" (the content image, in [-1, 1]) and
+# "A_paths", for the style metrics (metrics/style.py): "style", a list of style images in [-1, 1]
+# (one per style of a blend), "style_paths", their files, and "style_weights", their blend
+# weights (floats summing to 1).
+STYLE_KEYS = ("style", "style_paths", "style_weights")
+
 if TYPE_CHECKING:
     from options import Options
 
@@ -104,6 +110,11 @@ class ImageFolderDataset(BaseDataset):
         except ValueError as e:
             raise UserError(f"{path}: {e}") from None
         return {"A": image, "A_paths": str(path)}
+
+    def style_problem(self) -> str:
+        """Why the items carry no style images (``STYLE_KEYS``, what the style metrics compare the
+        outputs with), for the error; asked only when they carry none. Style datasets override it."""
+        return f"the test images of --model {self.opt.model} (--dataset_mode {self.opt.dataset_mode}) carry none"
 
 
 def preprocess_from_options(opt: Options, train: bool) -> Preprocess:

@@ -18,7 +18,15 @@ Test (``for_test``): the images to stylise, at their own size (the network keeps
 image file given as ``--dataroot``, or a folder: ``<dataroot>/<phase>A/`` (``testA/``) when
 there is one, otherwise ``--dataroot`` itself. ``--preprocess`` given on test.py's command line
 (or in its ``--config``) applies test.py's usual preprocessing instead (e.g. ``scale_width
---load_size 512``).
+--load_size 512``). Each item also carries the style the outputs are scored against by the style
+metrics (``data.base_dataset.STYLE_KEYS``): the training run's ``--style_image`` (test.py takes it
+and ``--style_size`` from the run's opt.yaml unless given) at ``--style_size`` as in training::
+
+    {"A": content image, "A_paths": its file,
+     "style": [the style image], "style_paths": [its file], "style_weights": [1.0]}
+
+A style image that cannot be read (moved since training, say) leaves the style keys out: the
+images are still stylised, and only the style metrics stop, with an error naming the file.
 """
 
 from __future__ import annotations
@@ -27,12 +35,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import torch
 from PIL import Image
 
 from data.base_dataset import DATASETS, BaseDataset, ImageFolderDataset, preprocess_from_options
 from data.transforms import Preprocess, sample_rng, to_tensor
 from util.errors import UserError
-from util.flags import add
+from util.flags import ARCHITECTURE, add
 from util.image import is_image_file, list_images, load_image
 
 if TYPE_CHECKING:
@@ -71,16 +80,24 @@ class StyleDataset(BaseDataset):
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        if is_train:
-            group = parser.add_argument_group("style")
-            add(group, "--style_image", type=str, default=None, help="the style image (required for training)")
-            add(
-                group,
-                "--style_size",
-                type=int,
-                default=None,
-                help="the style image's shorter side in pixels for the Gram targets (default: --crop_size)",
-            )
+        # test.py takes both from the trained run: the style its outputs are scored against
+        group = parser.add_argument_group("style")
+        add(
+            group,
+            "--style_image",
+            scope=(ARCHITECTURE,),
+            type=str,
+            default=None,
+            help="the style image (required for training; test.py: the run's, what the style metrics compare with)",
+        )
+        add(
+            group,
+            "--style_size",
+            scope=(ARCHITECTURE,),
+            type=int,
+            default=None,
+            help="the style image's shorter side in pixels for the Gram targets (default: --crop_size)",
+        )
         return parser
 
     def __init__(self, opt: Options, train: bool = True) -> None:
@@ -141,8 +158,31 @@ class StyleDataset(BaseDataset):
 
 
 class ContentImages(ImageFolderDataset):
-    """Given image files of ``folder`` (one, or all of it), in order: ``{"A": tensor, "A_paths": str}``."""
+    """Given image files of ``folder`` (one, or all of it), in order: ``{"A": tensor, "A_paths": str}``
+    plus the style keys when the style image can be read (see the module's note)."""
 
     def __init__(self, opt: Options, folder: Path, paths: list[Path], preprocess: Preprocess) -> None:
         BaseDataset.__init__(self, opt)
         self.folder, self.paths, self.channels, self.preprocess = folder, paths, opt.input_nc, preprocess
+        self.style_path: str | None = opt.get("style_image")
+        self.style: torch.Tensor | None = None
+        self.style_error = ""
+        if not self.style_path:
+            self.style_error = "no --style_image was given, and the training run recorded none"
+        elif not Path(self.style_path).is_file():
+            self.style_error = f"the style image {self.style_path} (--style_image) no longer exists"
+        else:
+            try:
+                style_size = opt.get("style_size") or opt.crop_size
+                self.style = to_tensor(load_style_image(self.style_path, opt.output_nc, style_size))
+            except UserError as e:
+                self.style_error = str(e)
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        if self.style is not None:
+            item.update(style=[self.style], style_paths=[self.style_path], style_weights=[1.0])
+        return item
+
+    def style_problem(self) -> str:
+        return self.style_error

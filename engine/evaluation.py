@@ -10,10 +10,16 @@ For each test side of the model (``<phase>A/`` and ``<phase>B/``, swapped by ``-
 - with ``--metrics``, per direction (``AtoB``, ``BtoA``, named after the dataset's folders):
   FID/KID of the translations against the real images of the target domain (``--fid_real``),
   computed by ``metrics.evaluate_dirs`` with one Inception network per process and the real
-  images' features cached on disk; paired metrics (L1/PSNR/SSIM) against the ground truth.
+  images' features cached on disk; paired metrics (L1/PSNR/SSIM) against the ground truth;
+  style metrics (content_loss/style_loss) of each output against its content input and the style
+  image(s) its test item carries (``data.base_dataset.STYLE_KEYS``), scored in memory while
+  translating (``translate_folder``; a folder of files does not say which style made an output),
+  on one VGG-19 per process built here from ``models.networks.perceptual`` (``metrics`` may not
+  import ``models``) and handed to ``metrics.style.StyleScorer``.
 
 Everything goes to ``metrics.json`` in the result folder, with the Inception weights used (file,
-SHA-256, where they came from) next to FID/KID values. A metric that fails is a one-line
+SHA-256, where they came from) next to FID/KID values, and the VGG-19 weights and the style
+metrics' protocol next to theirs. A metric that fails is a one-line
 ``UserError`` (test.py stops with it); during training it skips that evaluation with a warning.
 """
 
@@ -26,7 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import DATASETS, create_dataset
-from data.base_dataset import OTHER, ImageFolderDataset, folder_letter
+from data.base_dataset import OTHER, STYLE_KEYS, ImageFolderDataset, folder_letter
 from data.image_folder import is_image_file, load_image
 from data.transforms import sample_rng
 from engine.checkpoint import (
@@ -50,6 +56,9 @@ from engine.checkpoint import (
 from metrics import (
     FIDInceptionV3,
     PairedMetric,
+    StyleMetric,
+    StyleScorer,
+    UnpairedMetric,
     evaluate_dirs,
     get_metrics,
     list_images,
@@ -57,9 +66,10 @@ from metrics import (
     score_pairs,
 )
 from models import BaseModel
+from models.networks.perceptual import FeatureExtractor, default_weights_path, perceptual_backbone
 from options import Options, evaluation_options, metric_names
 from util.errors import UserError, one_line
-from util.fileio import atomic_write_text, flush_to_disk
+from util.fileio import atomic_write_text, file_sha256, flush_to_disk
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_uint8
 
@@ -137,9 +147,14 @@ def gt_folder_of(folder: Path) -> Path:
 # ---- scoring ----------------------------------------------------------------------------------
 
 
+RANDOM_BACKBONE_SEED = 0  # --random_backbone: the same random VGG-19 in every process
+
+
 class MetricScorer:
     """The ``--metrics`` of one process: unpaired ones through ``metrics.evaluate_dirs`` with one
-    Inception network, loaded at its first use and kept; paired ones on the ground-truth pairs."""
+    Inception network, loaded at its first use and kept; paired ones on the ground-truth pairs;
+    style ones while translating, on one VGG-19 built at its first use and kept (its weights:
+    ``vgg_weights``, else torchvision's cache; ``random_backbone`` for tests)."""
 
     def __init__(
         self,
@@ -147,27 +162,89 @@ class MetricScorer:
         device: torch.device,
         inception_weights: str | None = None,
         cache_dir: str | Path | None = None,
+        vgg_weights: str | None = None,
+        random_backbone: bool = False,
+        vgg_weights_source: str = "--vgg_weights",
     ) -> None:
         self.metrics = get_metrics(names)
-        self.unpaired = [m.name for m in self.metrics if not isinstance(m, PairedMetric)]
+        self.unpaired = [m.name for m in self.metrics if isinstance(m, UnpairedMetric)]
         self.paired = [m.name for m in self.metrics if isinstance(m, PairedMetric)]
+        self.style = [m.name for m in self.metrics if isinstance(m, StyleMetric)]
         self.device = device
         self.inception_weights = inception_weights
         self.cache_dir = cache_dir
+        self.vgg_weights = vgg_weights
+        self.random_backbone = random_backbone
+        self.vgg_weights_source = vgg_weights_source
         self._inception: FIDInceptionV3 | None = None
+        self._style_scorer: StyleScorer | None = None
+        self._vgg_record: dict[str, object] | None = None
 
     @classmethod
     def from_options(cls, opt: Options, device: torch.device) -> MetricScorer | None:
         names = metric_names(opt.metrics)
         if not names:
             return None
-        return cls(names, device, opt.inception_weights, opt.metrics_cache_dir or None)
+        # test.py takes --vgg_weights from the training run unless given (options.schema)
+        source = "--vgg_weights" if "vgg_weights" in opt.explicit else "the training run's --vgg_weights"
+        return cls(
+            names,
+            device,
+            opt.inception_weights,
+            opt.metrics_cache_dir or None,
+            vgg_weights=opt.get("vgg_weights"),
+            random_backbone=bool(opt.get("random_backbone")),
+            vgg_weights_source=source,
+        )
 
     def inception(self) -> FIDInceptionV3:
         """The FID Inception network, loaded at the first call and kept for the process."""
         if self._inception is None:
             self._inception = load_inception(self.inception_weights, self.device)
         return self._inception
+
+    def style_scorer(self) -> StyleScorer:
+        """The style metrics on their feature network, built at the first call and kept for the
+        process (with the Gram matrices of the style images it has seen)."""
+        if self._style_scorer is None:
+            chosen = [m for m in self.metrics if isinstance(m, StyleMetric)]
+            backbones = sorted({m.backbone for m in chosen})
+            if len(backbones) != 1:
+                raise UserError(f"--metrics {','.join(self.style)} need one feature network, not {backbones}")
+            net = self.build_backbone(backbones[0])
+            self._style_scorer = StyleScorer(chosen, net, self.device)
+        return self._style_scorer
+
+    def build_backbone(self, name: str) -> FeatureExtractor:
+        """``name``'s features (``models.networks.perceptual``) with the weights the options say."""
+        if self.random_backbone:
+            with torch.random.fork_rng(devices=[]):  # leaves the global stream alone
+                torch.manual_seed(RANDOM_BACKBONE_SEED)
+                net = perceptual_backbone(name, random_init=True)
+            self._vgg_record = {"random_init": True, "seed": RANDOM_BACKBONE_SEED, "source": "--random_backbone"}
+            return net.to(self.device)
+        try:
+            net = perceptual_backbone(name, self.vgg_weights)
+        except UserError as e:
+            origin = f" (from {self.vgg_weights_source})" if self.vgg_weights else ""
+            raise UserError(f"--metrics {','.join(self.style)}: {one_line(e)}{origin}") from None
+        path = Path(self.vgg_weights) if self.vgg_weights else default_weights_path(name)
+        source = self.vgg_weights_source if self.vgg_weights else "torchvision's file in the torch hub cache"
+        self._vgg_record = {"file": str(path), "sha256": file_sha256(path), "source": source}
+        return net.to(self.device)
+
+    def vgg_record(self) -> dict[str, object] | None:
+        """Which weights the style metrics' VGG-19 has (file, SHA-256, source; or random); None
+        without style metrics."""
+        if not self.style:
+            return None
+        self.style_scorer()
+        return self._vgg_record
+
+    def style_protocol(self) -> dict[str, object]:
+        """How the style metrics are computed, and on which weights: recorded with their values."""
+        chosen = [m for m in self.metrics if isinstance(m, StyleMetric)]
+        return {**{m.name: m.protocol for m in chosen}, "vgg_weights": self.vgg_record()}
 
     def weights_record(self) -> dict[str, str] | None:
         """Which Inception weights the unpaired metrics use (file, SHA-256, source); None without
@@ -178,7 +255,11 @@ class MetricScorer:
 
     def check_folders(self, opt: Options, model: BaseModel) -> None:
         """Fail now, not after translating (or training), when a folder the metrics need is missing."""
-        sources = [create_dataset(opt, "test", side).folder for side in model.test_sides]
+        datasets = [create_dataset(opt, "test", side) for side in model.test_sides]
+        sources = [dataset.folder for dataset in datasets]
+        if self.style:  # before translating anything: the items must carry style images
+            for dataset in datasets:
+                require_style_items(dataset[0], dataset, self.style)
         if self.unpaired:
             for side in model.test_sides:
                 real_folders(opt, side)
@@ -213,7 +294,9 @@ class MetricScorer:
             "metrics": [m.name for m in self.metrics],
             "phase": opt.phase,
             "sets": {
-                r["metrics"]["direction"]: {k: r["metrics"][k] for k in ("images", "real", "real_images")}
+                r["metrics"]["direction"]: {
+                    k: r["metrics"][k] for k in ("images", "real", "real_images", "styles") if k in r["metrics"]
+                }
                 for r in report.values()
                 if "metrics" in r
             },
@@ -223,6 +306,8 @@ class MetricScorer:
             "eval_mode": bool(opt.eval),
             "seed": opt.seed,
         }
+        if self.style:
+            info.update(self.style_protocol())
         if self.unpaired:
             info.update(
                 fid_real=opt.fid_real,
@@ -232,6 +317,14 @@ class MetricScorer:
                 kid="unbiased MMD^2, cubic kernel, mean and std over 100 subsets of min(1000, n) images",
             )
         return info
+
+
+def require_style_items(item: dict, dataset: ImageFolderDataset, names: Sequence[str]) -> None:
+    """A one-line ``UserError`` unless ``item`` carries what the style metrics ``names`` compare an
+    output with (``data.base_dataset.STYLE_KEYS``), saying why not (the dataset knows)."""
+    if not all(key in item for key in STYLE_KEYS):
+        why = dataset.style_problem()
+        raise UserError(f"--metrics {','.join(names)} compare each output with its style image: {why}")
 
 
 # ---- translating and scoring one checkpoint ------------------------------------------------------
@@ -260,7 +353,8 @@ def translate_and_score(
         translated_label = model.translation_label(side)
         gt_label = translated_label.replace("fake", "gt")
         page.add_header(f"{folder} ({min(len(dataset), opt.num_test)} images)")
-        rows = translate_folder(model, side, dataset, opt, out_dir)
+        style = scorer.style_scorer() if scorer is not None and scorer.style else None
+        rows = translate_folder(model, side, dataset, opt, out_dir, style)
         compared: dict[str, list[tuple[Path, Path]]] = {}  # label -> (result file, ground-truth file)
         for row in rows:
             stem, files = row.stem, row.files
@@ -318,6 +412,12 @@ def score_side(
     }
     if scorer.unpaired:
         result["inception_weights"] = scorer.weights_record()
+    if scorer.style:
+        # the mean over images of each image's values, computed while translating
+        for key in dict.fromkeys(key for row in rows for key in row.style_values):
+            result["values"][key] = sum(row.style_values[key] for row in rows) / len(rows)
+        result["styles"] = list(dict.fromkeys(path for row in rows for path in row.style_paths))
+        result["style_protocol"] = scorer.style_protocol()
     return result
 
 
@@ -370,17 +470,40 @@ def batches(loader: DataLoader, batch_size: int) -> Iterator[list[dict]]:
 @dataclass
 class Translated:
     """One translated input: its result-file prefix, its path in its folder (no suffix), and the
-    saved outputs by label."""
+    saved outputs by label; with style metrics, what they need of it, kept as the values they gave
+    (the output, its content input and style images are scored while in memory, see
+    ``translate_folder``) with the style files and blend weights they were scored against."""
 
     stem: str
     relative: Path
     files: dict[str, Path]
+    style_values: dict[str, float] = field(default_factory=dict)
+    style_paths: list[str] = field(default_factory=list)
+    style_weights: list[float] = field(default_factory=list)
+
+
+def as_saved(images: torch.Tensor) -> torch.Tensor:
+    """Outputs in [-1, 1] -> [0, 1] after the 8-bit rounding of their saved files (``tensor_to_uint8``)."""
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round() / 255
+
+
+def unit(images: torch.Tensor) -> torch.Tensor:
+    """Dataset images in [-1, 1] -> [0, 1]."""
+    return (images.float() + 1) / 2
 
 
 def translate_folder(
-    model: BaseModel, side: str, dataset: ImageFolderDataset, opt: Options, out_dir: Path
+    model: BaseModel,
+    side: str,
+    dataset: ImageFolderDataset,
+    opt: Options,
+    out_dir: Path,
+    style: StyleScorer | None = None,
 ) -> list[Translated]:
-    """Translate the images of ``dataset`` and save every output."""
+    """Translate the images of ``dataset`` and save every output. With ``style``, each batch's
+    outputs (as saved, 8-bit) are also scored against their content inputs and the style images
+    their items carry while they are in memory, and each row keeps its values (holding every
+    output, input and style image of a test set until the end would not fit in memory)."""
     # In train mode (the default, as the reference tests) batch norm's statistics would mix the
     # images of a batch, and dropout would draw its masks in another order: either way batching
     # would change the outputs, so such a model translates one image at a time.
@@ -395,9 +518,21 @@ def translate_folder(
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
     rows: list[Translated] = []
     used: dict[str, Path] = {}
+    label = model.translation_label(side)
     for batch in batches(loader, batch_size):
         images = torch.stack([item["A"] for item in batch])
         outputs = model.inference(side, images)
+        scored: list[dict[str, float]] = [{} for _ in batch]
+        if style is not None:
+            for item in batch:
+                require_style_items(item, dataset, [m.name for m in style.metrics])
+            scored = style.score(
+                as_saved(outputs[label]),
+                unit(images),
+                [[unit(s) for s in item["style"]] for item in batch],
+                [[str(p) for p in item["style_paths"]] for item in batch],
+                [[float(w) for w in item["style_weights"]] for item in batch],
+            )
         for i, item in enumerate(batch):
             relative = Path(item["A_paths"]).relative_to(dataset.folder).with_suffix("")
             stem = "__".join(relative.parts)  # sub-folders folded in: a/b/x.png -> a__b__x
@@ -407,7 +542,11 @@ def translate_folder(
             files = {}
             for label, tensor in outputs.items():
                 files[label] = save_result(tensor[i], out_dir / "images" / f"{stem}_{label}.png", opt.aspect_ratio)
-            rows.append(Translated(stem, relative, files))
+            if style is not None:
+                paths, weights = [str(p) for p in item["style_paths"]], [float(w) for w in item["style_weights"]]
+                rows.append(Translated(stem, relative, files, scored[i], paths, weights))
+            else:
+                rows.append(Translated(stem, relative, files))
     return rows
 
 
@@ -503,11 +642,16 @@ class TrainingEvaluator:
         if scorer.unpaired:  # load now: missing weights fail before training, not after an epoch
             with preserved_rng(device):  # a new network draws initial weights before loading its own
                 scorer.inception()
+        if scorer.style:
+            with preserved_rng(device):
+                scorer.style_scorer()
         self.scorer = scorer
 
     def __call__(self, model: BaseModel, epoch: int) -> EpochMetrics:
-        weights = self.scorer.weights_record()
+        weights, vgg = self.scorer.weights_record(), self.scorer.vgg_record()
         info: dict[str, object] = {"inception_weights": weights} if weights is not None else {}
+        if vgg is not None:
+            info["vgg_weights"] = vgg
         try:
             with preserved_rng(model.device), preserved_buffers(model):
                 model.eval() if self.opt.eval else model.train()

@@ -284,6 +284,18 @@ def _html(
 # ---- small helpers -------------------------------------------------------------------------------
 
 
+def _describe_set(direction: str, images: dict) -> str:
+    """One direction's image sets: "AtoB: 20 translations vs 20 real images (testB)"; for style
+    metrics "AtoB: 5 translations vs their content images and 1 style image(s) (starry.jpg)"."""
+    real = f"{images['real_images']} real images ({', '.join(Path(folder).name for folder in images['real'])})"
+    if "styles" not in images:
+        return f"{direction}: {images['images']} translations vs {real}"
+    styles = images["styles"]
+    shown = ", ".join(Path(path).name for path in styles[:3]) + (", ..." if len(styles) > 3 else "")
+    against = f"their content images and {len(styles)} style image(s) ({shown})"
+    return f"{direction}: {images['images']} translations vs {real + ' and ' if images['real'] else ''}{against}"
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
@@ -308,11 +320,7 @@ def _format(value: float | None) -> str:
 def _describe(value: object) -> str:
     """A protocol value for people: image sets as "20 translations vs 20 real images (testB)"."""
     if isinstance(value, dict) and all(isinstance(v, dict) and "real_images" in v for v in value.values()):
-        return "; ".join(
-            f"{direction}: {v['images']} translations vs {v['real_images']} real images "
-            f"({', '.join(Path(folder).name for folder in v['real'])})"
-            for direction, v in value.items()
-        )
+        return "; ".join(_describe_set(direction, v) for direction, v in value.items())
     if isinstance(value, dict) and {"file", "sha256", "source"} <= set(value):  # the Inception weights
         return f"{value['file']} (SHA-256 {value['sha256'][:16]}..., {value.get('description', value['source'])})"
     if isinstance(value, (list, tuple)):

@@ -2,7 +2,9 @@
 
 Unpaired metrics (FID, KID) compare the translated images in ``fake_dir`` with the real
 images of the target domain in ``real_dir``; paired metrics (L1, PSNR, SSIM) compare each
-translated image with the ground-truth image of the same stem in ``gt_dir``.
+translated image with the ground-truth image of the same stem in ``gt_dir``. Style metrics
+(content_loss, style_loss) need each output's content and style images, which a folder does not
+name: they are scored during translation (``metrics.style.StyleScorer``) and refused here.
 
 test.py writes every visual of an image into one folder (``<stem>_real_A.png``,
 ``<stem>_fake_B.png``, ...), so ``fake_suffix`` both selects the translated images
@@ -19,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metrics.base import METRICS, Metric, PairedMetric, UnpairedMetric, compute_metric
+from metrics.base import METRICS, Metric, PairedMetric, StyleMetric, UnpairedMetric, compute_metric
 from metrics.features import cached_features, extract_features, list_images
 from metrics.inception import FIDInceptionV3, load_inception
 from metrics.paired import load_pair
@@ -87,6 +89,12 @@ def evaluate_dirs(
     chosen = get_metrics(metric_names)
     unpaired = [m for m in chosen if isinstance(m, UnpairedMetric)]
     paired = [m for m in chosen if isinstance(m, PairedMetric)]
+    style = [m for m in chosen if isinstance(m, StyleMetric)]
+    if style:
+        raise UserError(
+            f"{', '.join(m.name for m in style)} compare each output with its content and style images: "
+            "they are scored while translating (test.py, train.py --eval_freq), not from a folder"
+        )
     if unpaired and real_dir is None:
         raise UserError(f"{', '.join(m.name for m in unpaired)} need a folder of real images (real_dir)")
     if paired and gt_dir is None:

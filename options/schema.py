@@ -429,7 +429,8 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         type=metric_list,
         default="",
         help=f"comma-separated metrics of the translations ({', '.join(METRICS.names())}): fid/kid against "
-        "the real images of the target domain, l1/psnr/ssim against <phase>A_gt/ and <phase>B_gt/",
+        "the real images of the target domain, l1/psnr/ssim against <phase>A_gt/ and <phase>B_gt/, "
+        "content_loss/style_loss (style models) against each output's content and style images",
     )
     add(
         g,
@@ -455,6 +456,28 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         default=str(default_cache_dir()),
         help="where Inception features of real-image folders are cached",
     )
+    if not is_train:
+        # The style metrics' VGG-19. Architecture scope: test.py takes the training run's values
+        # unless given (a style model's own --vgg_weights / --random_backbone, declared by its
+        # hook for training), and --eval_freq keeps the run's (a test_time scope would not).
+        add(
+            g,
+            "--vgg_weights",
+            scope=(ARCHITECTURE,),
+            type=str,
+            default=None,
+            help="VGG-19 ImageNet weights for content_loss/style_loss (default: the training run's --vgg_weights, "
+            "else torchvision's vgg19-dcbb9e9d.pth in the torch hub cache; nothing is downloaded); recorded with "
+            "the metrics",
+        )
+        add(
+            g,
+            "--random_backbone",
+            scope=(ARCHITECTURE,),
+            action="store_true",
+            help="content_loss/style_loss on a randomly initialised VGG-19 (fixed seed): tests and smoke runs only "
+            "(default: the training run's)",
+        )
     if is_train:
         add(
             g,

@@ -17,7 +17,7 @@ from metrics_testutils import make_image_folder
 from PIL import Image
 
 import metrics
-from metrics import METRICS, MetricError, PairedMetric, UnpairedMetric, compute_metric, evaluate_dirs
+from metrics import METRICS, MetricError, PairedMetric, StyleMetric, UnpairedMetric, compute_metric, evaluate_dirs
 from metrics.features import cache_key, cached_features, extract_features, list_images
 from metrics.fid import fid_from_features
 from metrics.kid import kid_from_features
@@ -49,13 +49,22 @@ class CountingNet(torch.nn.Module):
 def test_registry_lists_the_metrics_with_their_kinds():
     # the metrics this project ships, as the README lists them (a new one needs no edit here)
     shipped = {"fid": "unpaired", "kid": "unpaired", "l1": "paired", "psnr": "paired", "ssim": "paired"}
+    shipped.update(content_loss="style", style_loss="style")
     assert {name: METRICS.get(name).kind for name in shipped} == shipped
     better = {name: METRICS.get(name).higher_is_better for name in shipped}
-    assert better == {"fid": False, "kid": False, "l1": False, "psnr": True, "ssim": True}
+    assert better == {
+        "fid": False,
+        "kid": False,
+        "l1": False,
+        "psnr": True,
+        "ssim": True,
+        "content_loss": False,
+        "style_loss": False,
+    }
     assert METRICS.names() == sorted(METRICS.names()) and set(shipped) <= set(METRICS.names())
     for name in METRICS:
         metric = METRICS.get(name)
-        assert isinstance(metric, UnpairedMetric | PairedMetric) and metric.name == name
+        assert isinstance(metric, UnpairedMetric | PairedMetric | StyleMetric) and metric.name == name
 
 
 def test_unknown_metric_lists_the_valid_names(tmp_path: Path):
