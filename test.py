@@ -13,6 +13,10 @@ true B image of each ``<phase>A`` image, as the demo dataset has), L1, PSNR and 
 translations are reported and written to ``metrics.json``; ``--metrics`` adds FID/KID against
 the real images of the target domain, per direction.
 
+A style model (``--model adain``) stylises every content image with every style image instead
+(``<content>__<style>_stylized.png``; ``--style_image``, ``--style_weights``, ``--alpha``: see
+``data/content_style_dataset.py`` and ``models/adain_model.py``).
+
 ``--epoch all`` does this for every epoch checkpoint (and ``latest`` when it differs from the
 last), then writes the run's summary to ``results/<name>/``: ``metrics.jsonl``, ``metrics.csv``,
 ``metrics_<metric>.png`` and ``metrics.html``, and prints the best checkpoint of each metric next
