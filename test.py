@@ -15,6 +15,10 @@ the real images of the target domain, per direction, or for a style model conten
 against each output's content and style images (on VGG-19: ``--vgg_weights``, by default the
 training run's).
 
+A style model (``--model adain``) stylises every content image with every style image instead
+(``<content>__<style>_stylized.png``; ``--style_image``, ``--style_weights``, ``--alpha``: see
+``data/content_style_dataset.py`` and ``models/adain_model.py``).
+
 ``--epoch all`` does this for every epoch checkpoint (and ``latest`` when it differs from the
 last), then writes the run's summary to ``results/<name>/``: ``metrics.jsonl``, ``metrics.csv``,
 ``metrics_<metric>.png`` and ``metrics.html``, and prints the best checkpoint of each metric next

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from data import single_dataset, style_dataset, template_dataset, unaligned_dataset  # noqa: F401  (registration)
+from data import (  # noqa: F401  (registration)
+    content_style_dataset,
+    single_dataset,
+    style_dataset,
+    template_dataset,
+    unaligned_dataset,
+)
 from data.base_dataset import DATASETS, BaseDataset
 from data.sampler import EpochSampler
 from util.errors import UserError

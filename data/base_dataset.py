@@ -91,6 +91,10 @@ class ImageFolderDataset(BaseDataset):
     """Images of one folder in sorted order: ``{"A": tensor, "A_paths": str}`` (what test.py
     translates; the ``single`` dataset mode)."""
 
+    # Whether an input appears once per style (items carrying ``style_paths`` of their own), so
+    # test.py names each result after its style(s) too, not after its input alone.
+    names_styles = False
+
     def __init__(self, opt: Options, folder: Path, channels: int, train: bool = False) -> None:
         super().__init__(opt)
         self.folder = Path(folder)

@@ -54,9 +54,9 @@ def content_folder(opt: Options, phase: str) -> Path:
     return nested if nested.is_dir() else Path(opt.dataroot)
 
 
-def load_style_image(path: str | None, channels: int, shorter_side: int) -> Image.Image:
-    """The style image, resized (bicubic) so that its shorter side is ``shorter_side``; a
-    one-line ``UserError`` when it is not given, missing or unreadable."""
+def load_style_image(path: str | None, channels: int, shorter_side: int | None) -> Image.Image:
+    """The style image, resized (bicubic) so that its shorter side is ``shorter_side`` (0 or
+    None: as it is); a one-line ``UserError`` when it is not given, missing or unreadable."""
     if not path:
         raise UserError("--dataset_mode style needs --style_image PATH (the style to learn)")
     if not Path(path).is_file():
@@ -65,6 +65,8 @@ def load_style_image(path: str | None, channels: int, shorter_side: int) -> Imag
         image = load_image(path, channels)
     except UserError as e:
         raise UserError(f"--style_image: {e}") from None
+    if not shorter_side:
+        return image
     scale = shorter_side / min(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image if size == image.size else image.resize(size, Image.BICUBIC)

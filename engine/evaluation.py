@@ -351,7 +351,7 @@ def translate_and_score(
         folder = dataset.folder
         gt_folder = gt_folder_of(folder)
         translated_label = model.translation_label(side)
-        gt_label = translated_label.replace("fake", "gt")
+        gt_label = translated_label.replace("fake", "gt") if "fake" in translated_label else f"{translated_label}_gt"
         page.add_header(f"{folder} ({min(len(dataset), opt.num_test)} images)")
         style = scorer.style_scorer() if scorer is not None and scorer.style else None
         rows = translate_folder(model, side, dataset, opt, out_dir, style)
@@ -500,10 +500,14 @@ def translate_folder(
     out_dir: Path,
     style: StyleScorer | None = None,
 ) -> list[Translated]:
-    """Translate the images of ``dataset`` and save every output. With ``style``, each batch's
-    outputs (as saved, 8-bit) are also scored against their content inputs and the style images
-    their items carry while they are in memory, and each row keeps its values (holding every
-    output, input and style image of a test set until the end would not fit in memory)."""
+    """Translate the images of ``dataset`` and save every output as ``<stem>_<label>.png``: the
+    stem is the input's path in its folder; for a dataset whose items pair one input with several
+    styles (``names_styles``) it also names the style, ``<content>__<style>``, or the blended
+    styles, ``<content>__<style1>+<style2>``. The model gets the items with the stacked images.
+    With ``style``, each batch's outputs (as saved, 8-bit) are also scored against their content
+    inputs and the style images their items carry while they are in memory, and each row keeps
+    its values (holding every output, input and style image of a test set until the end would
+    not fit in memory)."""
     # In train mode (the default, as the reference tests) batch norm's statistics would mix the
     # images of a batch, and dropout would draw its masks in another order: either way batching
     # would change the outputs, so such a model translates one image at a time.
@@ -517,11 +521,11 @@ def translate_folder(
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
     rows: list[Translated] = []
-    used: dict[str, Path] = {}
+    used: dict[str, str] = {}  # file stem -> what it was made from
     label = model.translation_label(side)
     for batch in batches(loader, batch_size):
         images = torch.stack([item["A"] for item in batch])
-        outputs = model.inference(side, images)
+        outputs = model.inference(side, images, items=batch)
         scored: list[dict[str, float]] = [{} for _ in batch]
         if style is not None:
             for item in batch:
@@ -536,9 +540,13 @@ def translate_folder(
         for i, item in enumerate(batch):
             relative = Path(item["A_paths"]).relative_to(dataset.folder).with_suffix("")
             stem = "__".join(relative.parts)  # sub-folders folded in: a/b/x.png -> a__b__x
+            source = item["A_paths"]
+            if dataset.names_styles:  # one content image with each style: the style(s) named too, photo__starry_*
+                stem += "__" + "+".join(Path(path).stem for path in item["style_paths"])
+                source += " with " + " + ".join(item["style_paths"])
             if stem in used:  # e.g. x.png and x.jpg, or a/b.png and a__b.png
-                raise UserError(f"{used[stem]} and {item['A_paths']} would both be saved as {stem}_*.png: rename one")
-            used[stem] = Path(item["A_paths"])
+                raise UserError(f"{used[stem]} and {source} would both be saved as {stem}_*.png: rename one")
+            used[stem] = source
             files = {}
             for label, tensor in outputs.items():
                 files[label] = save_result(tensor[i], out_dir / "images" / f"{stem}_{label}.png", opt.aspect_ratio)

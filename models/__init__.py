@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from models import cycle_gan_model, fast_style_model, template_model, test_model  # noqa: F401  (registration)
+from models import (  # noqa: F401  (registration)
+    adain_model,
+    cycle_gan_model,
+    fast_style_model,
+    template_model,
+    test_model,
+)
 from models.base_model import MODELS, BaseModel
 
 __all__ = ["MODELS", "BaseModel", "create_model"]

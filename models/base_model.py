@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -67,6 +67,12 @@ class BaseModel:
         """Add model-specific options or change defaults (between code defaults and YAML)."""
         return parser
 
+    @classmethod
+    def resolve_options(cls, values: dict[str, Any], is_train: bool) -> None:
+        """Fill in this model's derived option values in place (``options.resolve`` calls it once
+        ``--seed`` is set, before its checks and before ``opt.yaml`` records them); most models
+        have none."""
+
     # ---- the interface ------------------------------------------------------------------
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One optimisation step on ``batch``. Returns detached 0-dim loss tensors keyed by
@@ -74,10 +80,14 @@ class BaseModel:
         raise NotImplementedError
 
     @torch.inference_mode()
-    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def inference(
+        self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Test-time outputs for a batch of images from test folder ``side``, keyed by label;
         the first entry is the input itself (e.g. ``real_A``). Run under inference mode and
-        ``self.fast.autocast()``; outputs in fp32."""
+        ``self.fast.autocast()``; outputs in fp32. ``items``: the dataset items the images were
+        stacked from, for models that need more of them than the images (a style model: each
+        item's ``style`` images and ``style_weights``); the others ignore it."""
         raise NotImplementedError
 
     def translation_label(self, side: str) -> str:

@@ -15,6 +15,8 @@ from models.losses import GANLoss, discriminator_objective, gradient_penalty
 from util.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from options import Options
 
 
@@ -194,7 +196,9 @@ class CycleGANModel(BaseModel):
 
     # ---- test time ----------------------------------------------------------------------
     @torch.inference_mode()
-    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def inference(
+        self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
+    ) -> dict[str, torch.Tensor]:
         real = self.fast.prepare_input(images)
         forward, backward = ("G_A", "G_B") if side == "A" else ("G_B", "G_A")
         other = "B" if side == "A" else "A"

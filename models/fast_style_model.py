@@ -44,6 +44,8 @@ from models.style_losses import content_loss, gram_matrix, style_loss, total_var
 from util.seeds import stream_seed
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from options import Options
 
 BACKBONE = "vgg16"
@@ -184,7 +186,9 @@ class FastStyleModel(BaseModel):
 
     # ---- test time ----------------------------------------------------------------------
     @torch.inference_mode()
-    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def inference(
+        self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
+    ) -> dict[str, torch.Tensor]:
         real = self.fast.prepare_input(images)
         with self.fast.autocast():
             fake = unwrap(self.nets["G"])(real)

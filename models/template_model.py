@@ -20,6 +20,8 @@ from models.base_model import MODELS, BaseModel
 from models.fast_path import adam
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from options import Options
 
 
@@ -66,8 +68,11 @@ class TemplateModel(BaseModel):
         return dict(self._visuals)
 
     @torch.inference_mode()
-    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        # 7. Test-time outputs, keyed by the labels used for file names and the HTML page.
+    def inference(
+        self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
+    ) -> dict[str, torch.Tensor]:
+        # 7. Test-time outputs, keyed by the labels used for file names and the HTML page. ``items``, the
+        #    dataset items the batch was stacked from, is for models that need more of them (a style model).
         real_A = images.to(self.device)
         return {"real_A": real_A, "fake_B": self.nets["G"](real_A)}
 

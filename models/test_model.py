@@ -11,6 +11,8 @@ from models.base_model import MODELS, BaseModel
 from models.fast_path import upcast
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from options import Options
 
 
@@ -45,7 +47,9 @@ class TestModel(BaseModel):
         return net_name + self.opt.model_suffix
 
     @torch.inference_mode()
-    def inference(self, side: str, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def inference(
+        self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
+    ) -> dict[str, torch.Tensor]:
         real = self.fast.prepare_input(images)
         with self.fast.autocast():
             fake = self.nets["G"](real)

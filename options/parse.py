@@ -144,7 +144,17 @@ def _dests(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 def _coerce(parser: argparse.ArgumentParser, action: argparse.Action, key: str, value: Any) -> Any:
-    """Type-check one YAML value against its argparse action."""
+    """Type-check one YAML value against its argparse action (a list for a flag taking several
+    values, e.g. ``style_image: [a.jpg, b.jpg]``; a single value there is a list of one)."""
+    if action.nargs in ("+", "*") and value is not None:
+        items = value if isinstance(value, list) else [value]
+        if action.nargs == "+" and not items:
+            parser.error(f"config key '{key}' needs at least one value")
+        return [_coerce_one(parser, action, key, item) for item in items]
+    return _coerce_one(parser, action, key, value)
+
+
+def _coerce_one(parser: argparse.ArgumentParser, action: argparse.Action, key: str, value: Any) -> Any:
     if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
         if not isinstance(value, bool):
             parser.error(f"config key '{key}' must be true or false, got {value!r}")

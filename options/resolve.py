@@ -17,8 +17,8 @@ CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")  # modes whose ou
 
 
 def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[str, Any]:
-    """Fill in derived values (dataroot, name, seed, display env, test-time load size, the
-    generator's size multiple) and check every value and combination."""
+    """Fill in derived values (dataroot, name, seed, the model's own (``resolve_options``), display
+    env, test-time load size, the generator's size multiple) and check every value and combination."""
     check_trainable(values, is_train)
     if not values.get("dataroot"):
         raise UserError("--dataroot is required (a dataset folder, or set it in --config)")
@@ -28,6 +28,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         values["name"] = f"{values['dataroot'].resolve().name}_{values['model']}"
     if values.get("seed") is None:
         values["seed"] = secrets.randbelow(2**31)
+    MODELS.get(values["model"]).resolve_options(values, is_train)  # its own derived values
     gpus = gpu_ids(values["gpu_ids"])  # validate early
     if is_train:
         check_processes(values["nproc_per_node"], values["gpu_ids"], len(gpus))

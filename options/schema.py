@@ -457,16 +457,18 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         help="where Inception features of real-image folders are cached",
     )
     if not is_train:
-        # The style metrics' VGG-19. Architecture scope: test.py takes the training run's values
-        # unless given (a style model's own --vgg_weights / --random_backbone, declared by its
-        # hook for training), and --eval_freq keeps the run's (a test_time scope would not).
+        # The VGG-19 of the style metrics and of a style model's frozen encoder (adain). Architecture
+        # scope: test.py takes the training run's values unless given (a style model's own
+        # --vgg_weights / --random_backbone, declared by its hook for training), and --eval_freq
+        # keeps the run's (a test_time scope would not).
         add(
             g,
             "--vgg_weights",
             scope=(ARCHITECTURE,),
             type=str,
             default=None,
-            help="VGG-19 ImageNet weights for content_loss/style_loss (default: the training run's --vgg_weights, "
+            help="VGG-19 ImageNet weights for content_loss/style_loss and adain's encoder (default: the training "
+            "run's --vgg_weights, "
             "else torchvision's vgg19-dcbb9e9d.pth in the torch hub cache; nothing is downloaded); recorded with "
             "the metrics",
         )

@@ -198,6 +198,13 @@ def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.T
     return flat.mean(-1).view(n, c, 1, 1), (flat.var(-1) + eps).sqrt().view(n, c, 1, 1)
 
 
+def normalize_channels(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Each channel of each sample to zero mean and unit std over its positions (instance
+    normalisation without affine terms; SANet's "norm", in its attention and content loss)."""
+    mean, std = channel_mean_std(features, eps)
+    return (features - mean) / std
+
+
 def adain(content: torch.Tensor, style: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Adaptive instance normalisation (Huang & Belongie 2017): the content features with each
     channel's mean and std replaced by the style features'."""
