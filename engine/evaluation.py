@@ -68,6 +68,7 @@ from metrics import (
 from models import BaseModel
 from models.networks.perceptual import FeatureExtractor, default_weights_path, perceptual_backbone
 from options import Options, evaluation_options, metric_names
+from util.device import default_test_batch_size
 from util.errors import UserError, one_line
 from util.fileio import atomic_write_text, file_sha256, flush_to_disk
 from util.html import HTMLPage
@@ -516,7 +517,7 @@ def translate_folder(
         for net in model.nets.values()
         for m in net.modules()
     )
-    batch_size = 1 if batch_dependent else opt.test_batch_size
+    batch_size = 1 if batch_dependent else (opt.test_batch_size or default_test_batch_size(model.device.type))
     count = int(min(len(dataset), opt.num_test))
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import torch
+
 from data import DATASETS
 from data.dataroot import resolve_dataroot
 from models import MODELS
 from models.networks import DISCRIMINATORS, GENERATORS
+from util.device import default_test_batch_size
 from util.errors import UserError
 
 CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")  # modes whose output is crop_size square
@@ -32,6 +35,8 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
     gpus = gpu_ids(values["gpu_ids"])  # validate early
     if is_train:
         check_processes(values["nproc_per_node"], values["gpu_ids"], len(gpus))
+    if not is_train and values.get("test_batch_size") is None:
+        values["test_batch_size"] = default_test_batch_size("cuda" if gpus and torch.cuda.is_available() else "cpu")
     if not is_train and "load_size" not in explicit:
         values["load_size"] = test_load_size(values["preprocess"], values["load_size"], values["crop_size"])
     if is_train and not values.get("display_env"):

@@ -412,9 +412,10 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
         g,
         "--test_batch_size",
         type=int,
-        default=8,
-        help="images per forward pass at test time; outputs equal batch-1 outputs (a model with batch norm "
-        "or dropout in train mode, i.e. without --eval, runs one image at a time)",
+        default=None,
+        help="images per forward pass at test time (default: 8 on a GPU, 1 on a CPU, where larger batches "
+        "outgrow the caches and run slower); outputs equal batch-1 outputs (a model with batch norm or dropout "
+        "in train mode, i.e. without --eval, runs one image at a time)",
     )
     parser.set_defaults(phase="test", num_threads=0)
     add_metric_options(parser, is_train=False)

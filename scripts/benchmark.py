@@ -70,7 +70,7 @@ from data import create_dataset, create_train_loader  # noqa: E402
 from models import BaseModel, create_model  # noqa: E402
 from models.fast_path import native_low_precision  # noqa: E402
 from options import Options, gpu_ids, parse_options  # noqa: E402
-from util.device import seed_everything, select_device  # noqa: E402
+from util.device import default_test_batch_size, seed_everything, select_device  # noqa: E402
 
 # Dense (no sparsity) peak FLOP/s from NVIDIA's datasheets: H100 Tensor Core GPU datasheet (SXM:
 # 989 TFLOPS bf16, 67 TFLOPS fp32; PCIe: 756 / 51; H200 has the H100 SXM's compute) and the A100
@@ -335,7 +335,7 @@ def bench_crop(crop: int, args: argparse.Namespace, extra: list[str], peak: dict
     flops = count_flops(model, synthetic)
     achieved = flops / step_s
     breakdown = cost_breakdown(model, synthetic) if device.type == "cpu" else None
-    test_batch = test_batch_size(model, args.test_batch_size)
+    test_batch = test_batch_size(model, args.test_batch_size or default_test_batch_size(device.type))
     test_s = time_inference(model, opt, crop, test_batch, 1, args.test_iters)
     return {
         "crop_size": crop,
@@ -556,7 +556,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--iters", type=int, default=5, help="timed training steps per crop size")
     p.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
-    p.add_argument("--test_batch_size", type=int, default=8, help="as test.py's --test_batch_size")
+    p.add_argument(
+        "--test_batch_size", type=int, default=None, help="as test.py's --test_batch_size (default: test.py's)"
+    )
     p.add_argument("--test_iters", type=int, default=3, help="timed test batches (after one untimed)")
     p.add_argument(
         "--train_args",

@@ -102,6 +102,14 @@ def test_derived_values(tiny_dataset: Path) -> None:
         assert parse_options(argv, is_train=False).load_size == 286
     argv = ["--dataroot", str(tiny_dataset), "--load_size", "100", "--crop_size", "64"]
     assert parse_options(argv, is_train=False).load_size == 100
+    # test-time batch: 1 on a CPU (bigger batches outgrow its caches), 8 on a GPU; given, it wins
+    import torch
+
+    on_cpu = ["--dataroot", str(tiny_dataset), "--gpu_ids", "-1"]
+    assert parse_options(on_cpu, is_train=False).test_batch_size == 1
+    assert parse_options([*on_cpu, "--test_batch_size", "4"], is_train=False).test_batch_size == 4
+    on_gpu_0 = parse_options(["--dataroot", str(tiny_dataset), "--gpu_ids", "0"], is_train=False)
+    assert on_gpu_0.test_batch_size == (8 if torch.cuda.is_available() else 1)
 
 
 def test_options_are_read_only(tiny_dataset: Path) -> None:

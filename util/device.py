@@ -33,6 +33,14 @@ def select_device(gpu_ids: list[int], fixed_input_size: bool) -> torch.device:
     return device
 
 
+def default_test_batch_size(device_type: str) -> int:
+    """Images per forward at test time when ``--test_batch_size`` is not given. A GPU gains from
+    batching; a CPU loses: a batch's activations outgrow the caches (resnet_9blocks at 256², two
+    forwards per image, on this project's 2-core CPU: 1.57-1.71 s per image at batch 1, 1.97 s at
+    batch 8; at 128², 0.44 against 0.49 s)."""
+    return 8 if device_type == "cuda" else 1
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
