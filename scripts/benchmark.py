@@ -28,6 +28,13 @@ are passed through as they are, and recorded):
   measured in the same run with the same threads (best of a few 2048² matmuls); on a GPU the
   datasheet's dense bf16 and fp32 peaks of the device (``PEAKS``), "unknown device" otherwise.
 
+``--matrix`` runs the benchmark once per speed switch, each in a process of its own (compile
+caches and peak memory do not carry over), and prints one table: on a GPU eager fp32, ``--amp
+bf16``, ``--channels_last``, ``--compile reduce-overhead`` (CUDA graphs) and all of them; on a
+CPU eager fp32, ``--channels_last``, ``--amp bf16`` and ``--compile default``. ``--train_args``
+apply to every row. On a lent GPU machine this is the one command to run:
+``python scripts/benchmark.py --matrix --crop_sizes 256``.
+
 ``--compare PATH`` instead times whole ``train.py`` processes of this checkout and of PATH (any
 reference-compatible codebase) with reference-compatible flags only, alternating between the
 two over ``--rounds`` rounds, at two dataset sizes N1 < N2 (``--compare_iters``): seconds per
@@ -549,6 +556,94 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
 # ---- main ----------------------------------------------------------------------------------------------------
 
 
+# ---- one row per speed switch ----------------------------------------------------------------------
+
+MATRIX = {
+    "cuda": {
+        "eager fp32": "",
+        "bf16": "--amp bf16",
+        "channels_last": "--channels_last",
+        "compile (CUDA graphs)": "--compile reduce-overhead",
+        "all": "--amp bf16 --channels_last --compile reduce-overhead",
+    },
+    "cpu": {
+        "eager fp32": "",
+        "channels_last": "--channels_last",
+        "bf16": "--amp bf16",
+        "compile": "--compile default",
+    },
+}
+
+
+def matrix_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, str]:
+    """{row name: train.py flags} of ``--matrix``: ``--matrix_rows NAME=FLAGS ...`` or the device's default."""
+    if args.matrix_rows:
+        return dict(row.split("=", 1) for row in args.matrix_rows)
+    opt = parse_options(["--dataroot", ".", *extra], is_train=True, prog="benchmark.py")
+    return MATRIX["cuda" if gpu_ids(opt.gpu_ids) and torch.cuda.is_available() else "cpu"]
+
+
+def run_matrix(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """This script once per row, in a process of its own, with the row's flags appended to
+    ``--train_args``; the summaries side by side, each row's step time against the first row's."""
+    passed = strip_options(argv, {"--matrix": 0, "--matrix_rows": "+", "--train_args": 1})
+    rows: dict[str, dict[str, Any]] = {}
+    for name, flags in matrix_rows(args, shlex.split(args.train_args)).items():
+        command = [sys.executable, str(Path(__file__).resolve()), *passed, "--train_args", f"{args.train_args} {flags}"]
+        print(f"matrix row {name!r}: {flags or '(defaults)'}", flush=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        line = next((x for x in reversed(done.stdout.splitlines()) if x.startswith("BENCH_JSON ")), None)
+        if done.returncode != 0 or line is None:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            rows[name] = {"flags": flags, "failed": tail[0]}
+            print(f"  failed: {tail[0]}", flush=True)
+            continue
+        rows[name] = {"flags": flags, **json.loads(line[len("BENCH_JSON ") :])}
+    print_matrix(rows)
+    return {"mode": "matrix", "rows": [{"name": name, **row} for name, row in rows.items()]}  # in their order
+
+
+def strip_options(argv: list[str], drop: dict[str, int | str]) -> list[str]:
+    """``argv`` without the options in ``drop`` (name -> how many values: a count, or "+" for all
+    up to the next option)."""
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        name = word.split("=", 1)[0]
+        if name not in drop:
+            out.append(word)
+            i += 1
+            continue
+        i += 1
+        if "=" in word:
+            continue
+        count = drop[name]
+        if count == "+":
+            while i < len(argv) and not argv[i].startswith("--"):
+                i += 1
+        else:
+            i += int(count)
+    return out
+
+
+def print_matrix(rows: dict[str, dict[str, Any]]) -> None:
+    print("row                      crop   step s/iter  vs first  test s/image  data share  utilisation  memory MiB")
+    base: dict[int, float] = {}
+    for name, row in rows.items():
+        if "failed" in row:
+            print(f"{name:24s} failed: {row['failed']}")
+            continue
+        for r in row["results"]:
+            base.setdefault(r["crop_size"], r["step_s"])
+            r["speedup_vs_first_row"] = base[r["crop_size"]] / r["step_s"]
+            utilisation = ", ".join(f"{v:.1%} {k}" for k, v in r["utilisation"].items())
+            print(
+                f"{name:24s} {r['crop_size']:4d}   {r['step_s']:10.4f}  {r['speedup_vs_first_row']:7.2f}x  "
+                f"{r['test_s_per_image']:11.4f}  {r['data_share']:9.1%}  {utilisation:>11s}  "
+                f"{r['memory_bytes'] / 2**20:9.0f}"
+            )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="cycle_gan", help="--model of train.py")
@@ -578,6 +673,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="test images per side of --compare's test.py timing (0 0: train only)",
     )
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds of --compare")
+    p.add_argument("--matrix", action="store_true", help="one row per speed switch, each in its own process")
+    p.add_argument(
+        "--matrix_rows",
+        nargs="+",
+        metavar="NAME=FLAGS",
+        help='--matrix\'s rows instead of the device\'s default, e.g. "eager=" "cl=--channels_last"',
+    )
     args = p.parse_args(argv)
     if args.compare and args.compare_iters[0] >= args.compare_iters[1]:
         p.error("--compare_iters: N1 must be smaller than N2")
@@ -620,7 +722,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = shlex.split(args.train_args)
     summary = header(args, extra)
     print(f"torch {summary['torch']}, {summary['threads']} threads; train options: {' '.join(extra) or '(defaults)'}")
-    summary.update(run_compare(args) if args.compare else run_bench(args, extra))
+    if args.matrix:
+        summary.update(run_matrix(args, sys.argv[1:] if argv is None else list(argv)))
+    else:
+        summary.update(run_compare(args) if args.compare else run_bench(args, extra))
     summary["load_average_end"] = load_average()
     print("BENCH_JSON " + json.dumps(summary, sort_keys=True))
     return 0

@@ -76,6 +76,23 @@ def test_bf16_run_reports_a_bf16_peak_and_utilisation() -> None:
     assert math.isclose(crop["utilisation"]["bf16"], crop["achieved_flops"] / peak["bf16"], rel_tol=1e-9)
 
 
+def test_matrix_runs_each_row_in_its_own_process_and_compares_it_with_the_first() -> None:
+    args = ["--matrix", "--crop_sizes", "32", "--iters", "1", "--warmup", "1", "--test_iters", "1"]
+    args += ["--matmul_size", "256", "--train_args", TINY_TRAIN]
+    args += ["--matrix_rows", "eager=", "cl=--channels_last", "broken=--amp fp8"]
+    stdout, summary = run_benchmark(*args)
+    assert summary["mode"] == "matrix" and [row["name"] for row in summary["rows"]] == ["eager", "cl", "broken"]
+    eager, cl, broken = summary["rows"]
+    # each row is a whole benchmark run of its own, with its flags after --train_args'
+    assert eager["train_args"] == TINY_TRAIN.split() and cl["train_args"] == [*TINY_TRAIN.split(), "--channels_last"]
+    assert eager["results"][0]["channels_last"] is False and cl["results"][0]["channels_last"] is True
+    assert eager["results"][0]["speedup_vs_first_row"] == 1.0
+    ratio = eager["results"][0]["step_s"] / cl["results"][0]["step_s"]
+    assert math.isclose(cl["results"][0]["speedup_vs_first_row"], ratio, rel_tol=1e-9)
+    assert "--amp" in broken["failed"] and "fp8" in broken["failed"]  # a row that cannot run says why
+    assert "cl " in stdout and "failed:" in stdout
+
+
 @pytest.mark.slow
 def test_compare_mode_derives_rates_from_the_process_times() -> None:
     """--compare against this checkout itself (any reference-compatible codebase works): the
