@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_ROOT := datasets/demo_day2night
 VISDOM_PORT ?= 8097
 
-.PHONY: venv provision demo test test-fast quality style bench clean-demo visdom visdom-stop
+.PHONY: venv provision demo style-demo test test-fast quality style bench clean-demo visdom visdom-stop
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ demo: venv
 	@echo
 	@echo "Demo finished. Open results/demo_day2night/test_latest/index.html"
 	@echo "(training log: checkpoints/demo_day2night/loss_log.txt)"
+
+# Neural style transfer offline on generated images: Gatys on the pretrained FID Inception-v3,
+# fast style and AdaIN trained briefly with random VGGs (no VGG weights here). A few minutes on 2 cores.
+style-demo: venv
+	$(PY) scripts/style_demo.py --out results/style_demo
+	@echo
+	@echo "Style demo finished. Open results/style_demo/index.html"
 
 # What the browser and visdom tests need beyond pip: Debian's Chromium (apt) and visdom's JS/CSS
 # (npm registry). Each step says plainly when it cannot be done here; the tests that need it then

@@ -70,6 +70,28 @@ FID_HELPER_FILENAME = "default_1.pt"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 NUM_CLASSES = 1008  # the TF graph's classifier: 1000 ImageNet classes + 8 unused
+# forward()'s modules in order, named as Inception3's attributes (and the canonical file's keys)
+STAGES = (
+    "Conv2d_1a_3x3",
+    "Conv2d_2a_3x3",
+    "Conv2d_2b_3x3",
+    "maxpool1",
+    "Conv2d_3b_1x1",
+    "Conv2d_4a_3x3",
+    "maxpool2",
+    "Mixed_5b",
+    "Mixed_5c",
+    "Mixed_5d",
+    "Mixed_6a",
+    "Mixed_6b",
+    "Mixed_6c",
+    "Mixed_6d",
+    "Mixed_6e",
+    "Mixed_7a",
+    "Mixed_7b",
+    "Mixed_7c",
+    "avgpool",
+)
 
 
 def preprocess(images: torch.Tensor) -> torch.Tensor:
@@ -112,14 +134,17 @@ class FIDInceptionV3(Inception3):
         self.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        # Inception3's layers up to pool3, in pytorch-fid's order (its blocks 0 to 3)
         x = preprocess(images)
-        x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
-        x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
-        x = self.Mixed_6a(self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x))))
-        x = self.Mixed_6e(self.Mixed_6d(self.Mixed_6c(self.Mixed_6b(x))))
-        x = self.avgpool(self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x))))
+        for _, stage in self.stages():
+            x = stage(x)
         return torch.flatten(x, 1)
+
+    def stages(self) -> list[tuple[str, torch.nn.Module]]:
+        """The modules ``forward`` runs after preprocessing, in order, with their names:
+        Inception3's layers up to pool3 (``avgpool``) in pytorch-fid's order (its blocks 0 to 3).
+        Feature extractors that want intermediate activations by name (stylize.py's
+        ``--backbone inception_v3``) run these same modules."""
+        return [(name, getattr(self, name)) for name in STAGES]
 
     def fingerprint(self) -> str:
         """A short hash of the feature weights, used to key feature caches.

@@ -15,6 +15,11 @@ content features match one image's and whose Gram matrices match a blend of styl
   content's mean and std), the optimised luminance gets the content's I and Q back.
 - ``scales`` > 1: coarse to fine, each scale twice the previous' size, the result of one
   upsampled as the start of the next (large outputs without the large images' poor minima).
+- ``swag``: SWAG activation smoothing (Wang et al., CVPR 2021): both losses compare each
+  layer's activations after a softmax over all its values (``models.style_losses``
+  ``smoothed_activations``), which the paper finds makes non-VGG backbones stylise.
+- Layers: any of the extractor's, by name (``content_layers``, ``style_layers``); the defaults
+  are the paper's VGG-19 ones.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from models.networks.perceptual import FeatureExtractor
-from models.style_losses import content_loss, gram_matrix, style_loss, total_variation
+from models.style_losses import content_loss, gram_matrix, smoothed_activations, style_loss, total_variation
 from util.errors import UserError
 from util.registry import Registry
 
@@ -49,6 +54,8 @@ class GatysConfig:
     init: str = "content"
     preserve_color: bool = False
     scales: int = 1
+    swag: bool = False  # compare softmax-smoothed activations (SWAG)
+    swag_temperature: float = 1.0  # the softmax's T (the paper's: 1)
     content_layers: tuple[str, ...] = GATYS_CONTENT_LAYERS
     style_layers: tuple[str, ...] = GATYS_STYLE_LAYERS
 
@@ -159,21 +166,30 @@ def optimise(
     on_step: StepCallback | None,
 ) -> torch.Tensor:
     """``config.steps`` optimiser steps at one scale, from ``start``."""
-    layers = [*config.content_layers, *config.style_layers]
+    layers = list(dict.fromkeys([*config.content_layers, *config.style_layers]))
+
+    def compared(image: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """What the losses compare: the activations, or with ``swag`` their smoothed form."""
+        features = extractor(image, names)
+        if not config.swag:
+            return features
+        return {n: smoothed_activations(f, config.swag_temperature) for n, f in features.items()}
+
     with torch.no_grad():
-        content_targets = extractor(content, config.content_layers)
+        content_targets = compared(content, config.content_layers)
         grams = {name: torch.zeros(()) for name in config.style_layers}
         for style, weight in zip(styles, blend, strict=True):
-            for name, features in extractor(style, config.style_layers).items():
+            for name, features in compared(style, config.style_layers).items():
                 grams[name] = grams[name] + weight * gram_matrix(features)
     per_layer = {name: 1 / len(config.style_layers) for name in config.style_layers}
-    image = start.detach().clone().requires_grad_(True)
+    # contiguous: L-BFGS views the gradient flat, which fails for a permuted (channels-last) start
+    image = start.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     optimizer = OPTIMIZERS.get(config.optimizer)([image], config.lr)
     latest: dict[str, float] = {}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        features = extractor(image, layers)
+        features = compared(image, layers)
         c = sum(content_loss(features[n], content_targets[n]) for n in config.content_layers)
         s = style_loss(features, grams, per_layer)
         tv = total_variation(image)

@@ -10,6 +10,10 @@
   averaged (AdaIN's style loss, relu1_1..relu4_1).
 - ``total_variation``: the mean absolute difference between neighbouring pixels, vertically
   plus horizontally (anisotropic TV: it penalises noise, not edges as much as a squared TV).
+- ``activation_softmax``: SWAG's activation smoothing (Wang, Li & Vasconcelos, "Rethinking and
+  Improving the Robustness of Image Style Transfer", CVPR 2021), which the content and Gram
+  losses then compare instead of the raw activations; ``smoothed_activations`` is it rescaled
+  to mean 1, the form ``models.gatys`` uses.
 """
 
 from __future__ import annotations
@@ -64,3 +68,29 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     vertical = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     horizontal = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     return vertical + horizontal
+
+
+def activation_softmax(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """SWAG's softmax transformation of one layer's activations, per sample: with F the (C, H·W)
+    activation matrix of an image, σ(F)_ik = exp(F_ik / T) / Σ_mn exp(F_mn / T), a softmax over
+    all its channels and positions at once (the paper's equation, with T = 1; its code's
+    ``softmax3d`` flattens the whole tensor likewise and keeps T as a variable, set to 1). Every
+    value becomes positive, the values of a sample sum to 1, their order is kept, and a constant
+    added to every activation changes nothing. What it is for: the paper finds that networks
+    other than VGG (ResNet above all, through its residual connections) give a few peaky
+    activations of low entropy, which the squared Gram and content losses then chase while
+    ignoring the rest. After the softmax the many small activations all weigh about
+    e^(F_ik / T) ≈ 1 + F_ik / T and only those larger than about T·log(C·H·W) still stand out.
+    Activations above that (the FID Inception's reach 10-15 at T = 1, against log(C·H·W) of
+    10-12) come out *more* peaky: see the README's measurement."""
+    n = features.shape[0]
+    return torch.softmax(features.reshape(n, -1) / temperature, dim=1).view_as(features)
+
+
+def smoothed_activations(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``activation_softmax`` times the number of values per sample (C·H·W): the mean becomes 1,
+    whatever the layer's size. A constant factor per layer and image size, so only the loss
+    weights change (values of about 1/(C·H·W), e.g. 4e-6, would square to a Gram loss of ~1e-22:
+    the paper's code makes up for it with a style weight of 1e17, and L-BFGS's gradient
+    tolerance would stop it at once here)."""
+    return activation_softmax(features, temperature) * features[0].numel()

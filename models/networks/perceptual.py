@@ -12,11 +12,12 @@ with ImageNet's mean and std as the backbones were trained. The extractor stops 
 deepest layer asked for, holds no gradients of its own (frozen, eval mode), and passes
 gradients to its input (Gatys optimises the image).
 
-Any feature network works: ``FeatureExtractor(features, names)`` takes an ``nn.Sequential`` and
-one name per module. Backbones are registered in ``BACKBONES`` with their spec: the
-torchvision builder and the file name of torchvision's ImageNet weights (its cache name, whose
-``-<hash>`` part is the start of the file's SHA-256). No weights are downloaded here: without a
-file the error says where to put one.
+Any feature network works: ``FeatureExtractor(features, names, mean=..., std=...)`` takes an
+``nn.Sequential``, one name per module and the input normalisation the network expects
+(``stylize.py`` wraps the FID Inception-v3 of ``metrics.inception`` so). Backbones are
+registered in ``BACKBONES`` with their spec: the torchvision builder and the file name of
+torchvision's ImageNet weights (its cache name, whose ``-<hash>`` part is the start of the file's
+SHA-256). No weights are downloaded here: without a file the error says where to put one.
 """
 
 from __future__ import annotations
@@ -95,15 +96,24 @@ def vgg_layer_names(features: nn.Sequential) -> list[str]:
 class FeatureExtractor(nn.Module):
     """The activations of named layers of a frozen feature network, for images in [0, 1]."""
 
-    def __init__(self, features: nn.Sequential, names: Sequence[str], normalize: bool = True) -> None:
+    def __init__(
+        self,
+        features: nn.Sequential,
+        names: Sequence[str],
+        normalize: bool = True,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        """``mean`` and ``std``: the input normalisation the network was trained with (ImageNet's
+        for torchvision's VGGs; 0.5 and 0.5, i.e. 2x - 1, for the FID Inception)."""
         super().__init__()
         if len(names) != len(features):
             raise ValueError(f"{len(names)} names for {len(features)} modules")
         self.features = features
         self.names = list(names)
         self.normalize = normalize
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
