@@ -287,11 +287,13 @@ def time_inference(model: BaseModel, opt: Options, crop: int, batch: int, warmup
     """Median seconds per image of ``model.inference`` (what test.py calls), at test-time size."""
     side = model.test_sides[0]
     images = torch.rand(batch, opt.input_nc, crop, crop) * 2 - 1
+    # what a style model's test items carry besides the image (the others ignore them): a style
+    items = [{"style": [torch.rand(3, crop, crop) * 2 - 1], "style_weights": [1.0]} for _ in range(batch)]
     model.train()  # test.py's default (no --eval): train mode, as the reference tests
     times = []
     for i in range(warmup + iters):
         t0 = time.perf_counter()
-        outputs = model.inference(side, images)
+        outputs = model.inference(side, images, items=items)
         synchronize(model.device)
         float(list(outputs.values())[-1].sum())  # the last output is computed last
         if i >= warmup:
@@ -579,7 +581,7 @@ def matrix_rows(args: argparse.Namespace, extra: list[str]) -> dict[str, str]:
     """{row name: train.py flags} of ``--matrix``: ``--matrix_rows NAME=FLAGS ...`` or the device's default."""
     if args.matrix_rows:
         return dict(row.split("=", 1) for row in args.matrix_rows)
-    opt = parse_options(["--dataroot", ".", *extra], is_train=True, prog="benchmark.py")
+    opt = parse_options(["--dataroot", ".", "--model", args.model, *extra], is_train=True, prog="benchmark.py")
     return MATRIX["cuda" if gpu_ids(opt.gpu_ids) and torch.cuda.is_available() else "cpu"]
 
 
@@ -705,7 +707,7 @@ def header(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
 
 
 def run_bench(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
-    device_opt = parse_options(["--dataroot", ".", *extra], is_train=True, prog="benchmark.py")
+    device_opt = parse_options(["--dataroot", ".", "--model", args.model, *extra], is_train=True, prog="benchmark.py")
     device = select_device(gpu_ids(device_opt.gpu_ids), fixed_input_size=True)
     peak = peak_of(device, args.matmul_size, precision_of(device_opt))
     peak_text = ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in peak["flops"].items()) or "none"
