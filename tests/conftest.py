@@ -66,6 +66,18 @@ TINY = [
 ]
 
 
+def picture(path: Path, width: int, height: int, seed: int) -> Path:
+    """A smooth random colour picture of any size written as PNG."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(path)
+    return path
+
+
 def write_images(
     folder: Path, count: int, size: int = 32, seed: int = 0, tint: tuple = (1.0, 1.0, 1.0), ext: str = ".png"
 ) -> list[Path]:

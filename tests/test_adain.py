@@ -26,7 +26,7 @@ from models.networks.arbitrary_style import Decoder, SAModule, StyleAttention, p
 from models.networks.perceptual import adain, channel_mean_std, normalize_channels
 from models.style_losses import mean_std_loss
 from options import parse_options
-from tests.conftest import assert_same_state, write_images
+from tests.conftest import assert_same_state, picture, write_images
 
 TINY_ADAIN = [
     "--model",
@@ -47,15 +47,6 @@ TINY_ADAIN = [
     "--print_freq",
     "1",
 ]
-
-
-def picture(path: Path, width: int, height: int, seed: int) -> Path:
-    """A smooth random colour picture written as PNG."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(path)
-    return path
 
 
 @pytest.fixture

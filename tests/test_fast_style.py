@@ -28,7 +28,7 @@ from models.networks import GENERATORS, define_G
 from models.networks.transformer_net import ResidualBlock, TransformerNet, UpsampleConv
 from models.style_losses import gram_matrix, total_variation
 from options import parse_options
-from tests.conftest import REPO_ROOT, assert_same_state, write_images
+from tests.conftest import REPO_ROOT, assert_same_state, picture, write_images
 
 TINY_STYLE = [
     "--model",
@@ -53,15 +53,6 @@ TINY_STYLE = [
     "--print_freq",
     "1",
 ]
-
-
-def picture(path: Path, width: int, height: int, seed: int) -> Path:
-    """A smooth random colour picture written as PNG."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(small).resize((width, height), Image.BICUBIC).save(path)
-    return path
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import test as test_script
 import train
 from models import create_model
 from options import parse_options
+from tests.conftest import picture
 from tests.test_adain import TINY_ADAIN, data  # noqa: F401  (a fixture)
 from tests.test_adain import eval_args as adain_eval_args
-from tests.test_fast_style import TINY_STYLE, picture
+from tests.test_fast_style import TINY_STYLE
 
 # torchvision's features.<index> of the convolutions, in order
 VGG19_CONVS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
