@@ -43,8 +43,9 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import stylize  # noqa: E402
+from metrics.fid import feature_statistics, frechet_distance  # noqa: E402
 from metrics.paired import ssim  # noqa: E402
-from models.gatys import GATYS_STYLE_LAYERS  # noqa: E402
+from models.gatys import GATYS_STYLE_LAYERS, rgb_to_yiq  # noqa: E402
 from models.networks.perceptual import FeatureExtractor, perceptual_backbone  # noqa: E402
 from models.style_losses import activation_softmax, gram_matrix, smoothed_activations, style_loss  # noqa: E402
 from scripts.make_demo_dataset import render, sample_scene, scene_rng  # noqa: E402
@@ -99,18 +100,10 @@ def peakiness(extractor: FeatureExtractor, layers: Sequence[str], image: torch.T
 
 
 def rgb_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to the pixels' RGB values of two images."""
-    x, y = (t[0].reshape(3, -1).double() for t in (a, b))
-    mu_x, mu_y = x.mean(1), y.mean(1)
-    cov_x, cov_y = torch.cov(x), torch.cov(y)
-    vals, vecs = torch.linalg.eigh(cov_x)
-    root_x = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
-    middle = torch.linalg.eigvalsh(root_x @ cov_y @ root_x).clamp_min(0).sqrt().sum()
-    return float((mu_x - mu_y).pow(2).sum() + cov_x.trace() + cov_y.trace() - 2 * middle)
-
-
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    return (images * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    """Fréchet distance between Gaussians fitted to the pixels' RGB values of two images (FID's
+    distance, ``metrics.fid``, on the (H·W, 3) pixels instead of Inception features)."""
+    pixels = [t[0].reshape(3, -1).T.double().numpy() for t in (a, b)]
+    return frechet_distance(*feature_statistics(pixels[0]), *feature_statistics(pixels[1]))
 
 
 def labelled_strip(images: Sequence[tuple[str, Path]], size: int) -> Image.Image:
@@ -178,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 extractor, judge_layers, content, style
             )
         row["color"] = rgb_frechet(result, style) / rgb_frechet(content, style)
-        row["ssim"] = float(ssim(luminance(result), luminance(content)))
+        row["ssim"] = float(ssim(rgb_to_yiq(result)[:, :1], rgb_to_yiq(content)[:, :1]))
         row["seconds"] = seconds
         rows[name] = row
         print(f"{name}: {buffer.getvalue().strip().splitlines()[-1]}", flush=True)
