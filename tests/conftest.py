@@ -43,26 +43,14 @@ CHROMIUM_ARGS = [
 REFERENCE_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "reference_ckpt"
 
 
+# A run in the test's own process on the CPU: no loader workers, no visdom.
+QUIET_CPU = ["--num_threads", "0", "--display_id", "0", "--gpu_ids", "-1"]
+
 # Options that make a CycleGAN run take a second or two on a CPU.
 TINY = [
-    "--ngf",
-    "8",
-    "--ndf",
-    "8",
-    "--netG",
-    "resnet_6blocks",
-    "--load_size",
-    "36",
-    "--crop_size",
-    "32",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--gpu_ids",
-    "-1",
-    "--print_freq",
-    "2",
+    *("--ngf", "8", "--ndf", "8", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32"),
+    *QUIET_CPU,
+    *("--print_freq", "2"),
 ]
 
 

@@ -26,24 +26,11 @@ from models.networks.arbitrary_style import Decoder, SAModule, StyleAttention, p
 from models.networks.perceptual import adain, channel_mean_std, normalize_channels
 from models.style_losses import mean_std_loss
 from options import parse_options
-from tests.conftest import assert_same_state, picture, write_images
+from tests.conftest import QUIET_CPU, assert_same_state, picture, write_images
 
 TINY_ADAIN = [
-    "--model",
-    "adain",
-    "--random_backbone",
-    "--crop_size",
-    "32",
-    "--load_size",
-    "36",
-    "--batch_size",
-    "2",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--gpu_ids",
-    "-1",
+    *"--model adain --random_backbone --crop_size 32 --load_size 36 --batch_size 2".split(),
+    *QUIET_CPU,
     "--print_freq",
     "1",
 ]

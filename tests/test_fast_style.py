@@ -28,28 +28,11 @@ from models.networks import GENERATORS, define_G
 from models.networks.transformer_net import ResidualBlock, TransformerNet, UpsampleConv
 from models.style_losses import gram_matrix, total_variation
 from options import parse_options
-from tests.conftest import REPO_ROOT, assert_same_state, picture, write_images
+from tests.conftest import QUIET_CPU, REPO_ROOT, assert_same_state, picture, write_images
 
 TINY_STYLE = [
-    "--model",
-    "fast_style",
-    "--ngf",
-    "8",
-    "--ndf",
-    "8",
-    "--crop_size",
-    "32",
-    "--load_size",
-    "36",
-    "--batch_size",
-    "2",
-    "--random_backbone",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--gpu_ids",
-    "-1",
+    *"--model fast_style --ngf 8 --ndf 8 --crop_size 32 --load_size 36 --batch_size 2 --random_backbone".split(),
+    *QUIET_CPU,
     "--print_freq",
     "1",
 ]
