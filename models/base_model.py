@@ -201,11 +201,19 @@ class BaseModel:
 
     def load_networks(self, nets: dict[str, dict], source: str) -> None:
         """Load the state dicts of this model's networks strictly; a clear error on mismatch."""
+        filled = {}
         for name, net in self.nets.items():
             key = self.checkpoint_key(name)
             if key not in nets:
                 raise UserError(f"{source} has no network '{key}' (it has: {', '.join(sorted(nets)) or 'none'})")
-            load_net_state(unwrap(net), nets[key], f"{source} [{key}]")
+            if zeros := load_net_state(unwrap(net), nets[key], f"{source} [{key}]"):
+                filled[key] = len(zeros)
+        if filled and not (dist.is_initialized() and dist.get_rank() > 0):
+            print(
+                f"note: {source} is in the reference's --norm none layout (no bias on the convs it ties to the "
+                f"norm): loaded with those biases set to zero ({', '.join(f'{k}: {n}' for k, n in filled.items())}), "
+                "the same function; training goes on to learn them"
+            )
 
     def load_state_dict(self, state: dict, source: str) -> None:
         """Restore training state. A lean checkpoint (no optimizers/pools, see train.py) leaves

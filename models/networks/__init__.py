@@ -15,7 +15,7 @@ load the reference's checkpoints into these layouts.
 """
 
 from models.networks import transformer_net  # noqa: F401  (registers --netG transformer_net)
-from models.networks.compat import load_net_state, patch_reference_state
+from models.networks.compat import load_net_state, patch_reference_state, reference_bias_free_keys
 from models.networks.discriminators import DISCRIMINATORS, DiscriminatorSpec, define_D
 from models.networks.generators import GENERATORS, GeneratorSpec, define_G
 from models.networks.layers import INIT_TYPES, NORM_TYPES, init_weights
@@ -32,4 +32,5 @@ __all__ = [
     "init_weights",
     "load_net_state",
     "patch_reference_state",
+    "reference_bias_free_keys",
 ]

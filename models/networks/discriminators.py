@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.networks.layers import conv_bias, init_weights, norm_layer
+from models.networks.layers import conv_bias, init_weights, norm_layer, norm_tied
 from util.registry import Registry
 
 
@@ -50,7 +50,7 @@ class NLayerDiscriminator(nn.Module):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=stride, padding=padw, bias=bias),
+                norm_tied(nn.Conv2d(ndf * prev, ndf * mult, kernel_size=kw, stride=stride, padding=padw, bias=bias)),
                 make_norm(ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
@@ -70,11 +70,11 @@ class PixelDiscriminator(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(input_nc, ndf, kernel_size=1, stride=1, padding=0),
             nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=bias),
+            norm_tied(nn.Conv2d(ndf, ndf * 2, kernel_size=1, stride=1, padding=0, bias=bias)),
             make_norm(ndf * 2),
             nn.LeakyReLU(0.2, True),
             # the reference ties this bias to the norm type; kept for checkpoint compatibility
-            nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=bias),
+            norm_tied(nn.Conv2d(ndf * 2, 1, kernel_size=1, stride=1, padding=0, bias=bias)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from models.networks.layers import conv_bias, init_weights, norm_layer
+from models.networks.layers import conv_bias, init_weights, norm_layer, norm_tied
 from util.registry import Registry
 
 
@@ -36,12 +36,12 @@ class ResnetBlock(nn.Module):
 
         def padded_conv() -> list[nn.Module]:
             if padding_type == "reflect":
-                return [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias)]
+                return [nn.ReflectionPad2d(1), norm_tied(nn.Conv2d(dim, dim, 3, padding=0, bias=bias))]
             if padding_type == "replicate":
-                return [nn.ReplicationPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias)]
+                return [nn.ReplicationPad2d(1), norm_tied(nn.Conv2d(dim, dim, 3, padding=0, bias=bias))]
             if padding_type == "zero":
                 # keep a placeholder so the conv keeps the same index as with explicit padding
-                return [nn.Identity(), nn.Conv2d(dim, dim, 3, padding=1, bias=bias)]
+                return [nn.Identity(), norm_tied(nn.Conv2d(dim, dim, 3, padding=1, bias=bias))]
             raise ValueError(f"unknown padding_type '{padding_type}'")
 
         layers = [*padded_conv(), make_norm(dim), nn.ReLU(True)]
@@ -72,7 +72,7 @@ class ResnetGenerator(nn.Module):
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias),
+            norm_tied(nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias)),
             make_norm(ngf),
             nn.ReLU(True),
         ]
@@ -80,7 +80,7 @@ class ResnetGenerator(nn.Module):
         for i in range(n_downsampling):
             mult = 2**i
             layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias),
+                norm_tied(nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias)),
                 make_norm(ngf * mult * 2),
                 nn.ReLU(True),
             ]
@@ -89,8 +89,10 @@ class ResnetGenerator(nn.Module):
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
+                norm_tied(
+                    nn.ConvTranspose2d(
+                        ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
+                    )
                 ),
                 make_norm(ngf * mult // 2),
                 nn.ReLU(True),
@@ -125,15 +127,17 @@ class UnetSkipConnectionBlock(nn.Module):
         self.outermost = outermost
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         input_nc = outer_nc if input_nc is None else input_nc
-        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        downconv = norm_tied(nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias))
         if outermost:
             upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
             layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            upconv = norm_tied(nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias))
             layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, make_norm(outer_nc)]
         else:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            upconv = norm_tied(
+                nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            )
             layers = [
                 nn.LeakyReLU(0.2, True),
                 downconv,

@@ -35,6 +35,19 @@ def conv_bias(norm: str) -> bool:
     return norm != "batch"
 
 
+# Attribute set on convs whose bias exists or not by ``conv_bias(norm)``: the reference builds them
+# with ``bias=use_bias`` (True only for instance norm), the others (e.g. a network's last conv)
+# always with a bias. ``compat.reference_bias_free_keys`` reads it to know the reference's
+# ``--norm none`` layout, which lacks exactly these biases.
+NORM_TIED = "bias_tied_to_norm"
+
+
+def norm_tied(conv: nn.Module) -> nn.Module:
+    """Mark ``conv`` as one whose bias follows the norm choice (see ``NORM_TIED``)."""
+    setattr(conv, NORM_TIED, True)
+    return conv
+
+
 def _init_normal(weight, gain: float) -> None:
     init.normal_(weight, 0.0, gain)
 
