@@ -10,6 +10,7 @@ each flag's scope, declared with the flag in ``options.schema``.
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import yaml
 
 from data import DATASETS
 from models import MODELS
-from options.resolve import resolve, test_load_size
+from options.resolve import format_suffix, resolve, test_load_size
 from options.schema import add_base_options, add_test_options, add_train_options
 from util.errors import UserError
 from util.fileio import atomic_write_text
@@ -89,7 +90,7 @@ class Options:
 def _peek(argv: Sequence[str]) -> argparse.Namespace:
     """The few flags that decide which parser to build."""
     peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flag in ("--config", "--model", "--dataset_mode", "--name", "--checkpoints_dir", "--dataroot"):
+    for flag in ("--config", "--model", "--dataset_mode", "--name", "--checkpoints_dir", "--dataroot", "--suffix"):
         peek.add_argument(flag, default=argparse.SUPPRESS)
     known, _ = peek.parse_known_args(argv)
     return known
@@ -178,16 +179,76 @@ def _coerce_one(parser: argparse.ArgumentParser, action: argparse.Action, key: s
     return value
 
 
-def _saved_run(peeked: argparse.Namespace, yaml_values: dict, model_hint: str) -> dict[str, Any]:
-    """Options of an earlier run from ``<checkpoints_dir>/<name>/opt.yaml``; empty when the file
-    cannot be found or read."""
+def default_name(dataroot: str, model: str) -> str:
+    """The run name when --name is not given: ``<dataroot folder>_<model>``."""
+    return f"{Path(str(dataroot)).resolve().name}_{model}"
+
+
+def _cli_keys(argv: Sequence[str], is_train: bool, model: str, dataset_mode: str | None, prog: str | None) -> set[str]:
+    """The options the command line sets: ``argv`` parsed with every default suppressed."""
+    probe, _ = build_parser(is_train, model, dataset_mode, prog)
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(probe.parse_args(argv)))
+
+
+def _suffixed_name(
+    argv: Sequence[str],
+    yaml_values: dict,
+    is_train: bool,
+    model: str,
+    dataset_mode: str | None,
+    prog: str | None,
+    find_run: bool,
+) -> str | None:
+    """``<name>_<--suffix formatted>``, as the reference names a run, the fields taken from this
+    command's own options (code defaults, model/dataset hooks, --config, command line). None
+    without a --name or --dataroot (resolve reports that).
+
+    ``find_run`` (test.py, --continue_train): when no run has that name, the run whose opt.yaml
+    records the same --suffix and whose name that suffix gives with its own options, except the
+    ones this command sets, so that ``test.py --name exp --suffix {netG}`` finds the run trained
+    with ``--netG unet_256`` without repeating the flag (test.py takes the architecture from the run)."""
+    parser, _ = build_parser(is_train, model, dataset_mode, prog)
+    dests = _dests(parser)
+    parser.set_defaults(**{k: _coerce(parser, dests[k], k, v) for k, v in yaml_values.items() if k in dests})
+    own = vars(parser.parse_args(argv))
+    if not own.get("name") and not own.get("dataroot"):
+        return None
+    base, suffix = own.get("name") or default_name(own["dataroot"], model), own["suffix"]
+    other = set(_dests(build_parser(not is_train, model, dataset_mode, prog)[0])) - set(dests)
+    try:
+        name = f"{base}_{format_suffix(suffix, {**own, 'name': base}, other)}"
+    except UserError as e:
+        parser.error(str(e))
+    root = Path(own["checkpoints_dir"])
+    if not find_run or (root / name / "opt.yaml").is_file():
+        return name
+    given = _cli_keys(argv, is_train, model, dataset_mode, prog) | set(yaml_values)
+    matches = []
+    for run_yaml in sorted(root.glob(f"{glob.escape(base)}_*/opt.yaml")):
+        try:
+            saved = yaml.safe_load(run_yaml.read_text(encoding="utf-8")) or {}
+            fields = {**own, **{k: v for k, v in saved.items() if k not in given}, "name": base}
+            if saved.get("suffix") == suffix and f"{base}_{suffix.format(**fields)}" == run_yaml.parent.name:
+                matches.append(run_yaml.parent.name)
+        except (yaml.YAMLError, AttributeError, KeyError, IndexError, ValueError, TypeError):
+            continue  # not a run of this suffix
+    if len(matches) > 1:
+        parser.error(f"--suffix {suffix!r}: several runs match ({', '.join(matches)}); give the fields' values")
+    return matches[0] if matches else name
+
+
+def _saved_run(peeked: argparse.Namespace, yaml_values: dict, model_hint: str, name: str | None) -> dict[str, Any]:
+    """Options of an earlier run from ``<checkpoints_dir>/<name>/opt.yaml`` (``name``: the run's
+    name when --suffix made it); empty when the file cannot be found or read."""
     checkpoints_dir = getattr(peeked, "checkpoints_dir", None) or yaml_values.get("checkpoints_dir", "./checkpoints")
-    name = getattr(peeked, "name", None) or yaml_values.get("name")
+    name = name or getattr(peeked, "name", None) or yaml_values.get("name")
     if not name:
         dataroot = getattr(peeked, "dataroot", None) or yaml_values.get("dataroot")
         if not dataroot:
             return {}
-        name = f"{Path(str(dataroot)).resolve().name}_{model_hint}"
+        name = default_name(dataroot, model_hint)
     run_yaml = Path(checkpoints_dir) / str(name) / "opt.yaml"
     if not run_yaml.is_file():
         return {}
@@ -219,9 +280,14 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
     default_model = base.get_default("model")
     model_hint = getattr(peeked, "model", None) or yaml_values.get("model") or default_model
     resuming = is_train and ("--continue_train" in argv or yaml_values.get("continue_train") is True)
-    saved = _saved_run(peeked, yaml_values, model_hint) if resuming or not is_train else {}
-    model = getattr(peeked, "model", None) or yaml_values.get("model") or saved.get("model") or default_model
     dataset_mode = getattr(peeked, "dataset_mode", None) or yaml_values.get("dataset_mode")
+    suffix = getattr(peeked, "suffix", None) or yaml_values.get("suffix")
+    find_run = resuming or not is_train
+    run_name = (
+        _suffixed_name(argv, yaml_values, is_train, str(model_hint), dataset_mode, prog, find_run) if suffix else None
+    )
+    saved = _saved_run(peeked, yaml_values, model_hint, run_name) if resuming or not is_train else {}
+    model = getattr(peeked, "model", None) or yaml_values.get("model") or saved.get("model") or default_model
     parser, dataset_mode = build_parser(is_train, str(model), dataset_mode, prog)
     dests = _dests(parser)
     hook_defaults = {k: parser.get_default(k) for k in dests}
@@ -244,14 +310,13 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
     namespace = parser.parse_args(argv)
 
     # which keys the command line set: parse again with every default suppressed
-    probe, _ = build_parser(is_train, str(model), dataset_mode, prog)
-    for action in probe._actions:
-        action.default = argparse.SUPPRESS
-    cli_keys = set(vars(probe.parse_args(argv)))
+    cli_keys = _cli_keys(argv, is_train, str(model), dataset_mode, prog)
     explicit = cli_keys | set(yaml_applied)
 
     values = vars(namespace)
     values["is_train"] = is_train
+    if run_name is not None:
+        values["name"] = run_name
     try:
         values = resolve(values, explicit, is_train)
     except UserError as e:

@@ -31,6 +31,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         values["name"] = f"{values['dataroot'].resolve().name}_{values['model']}"
     if values.get("seed") is None:
         values["seed"] = secrets.randbelow(2**31)
+    values["epoch"] = checkpoint_tag(values["epoch"], values["load_iter"], "epoch" in explicit)
     MODELS.get(values["model"]).resolve_options(values, is_train)  # its own derived values
     gpus = gpu_ids(values["gpu_ids"])  # validate early
     if is_train:
@@ -47,6 +48,41 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
     return values
+
+
+def checkpoint_tag(epoch: str, load_iter: int, epoch_given: bool) -> str:
+    """The checkpoint to load: ``iter_<load_iter>`` when ``--load_iter`` is above 0 (the
+    reference's flag), else ``--epoch``. Both given and naming different checkpoints: an error
+    (``--epoch latest``, the default, gives way as in the reference)."""
+    if load_iter < 0:
+        raise UserError(f"--load_iter must be 0 (use --epoch) or a positive iteration, got {load_iter}")
+    if load_iter == 0:
+        return epoch
+    tag = f"iter_{load_iter}"
+    if epoch_given and str(epoch) not in ("latest", tag):
+        raise UserError(f"--epoch {epoch} and --load_iter {load_iter} name different checkpoints: give one of them")
+    return tag
+
+
+def format_suffix(suffix: str, fields: dict[str, Any], other_script_fields: set[str]) -> str:
+    """``--suffix`` formatted with the options ``fields`` (``str.format``, as the reference does).
+    A field that is no option, a positional field or a bad format is a one-line error naming the
+    valid fields; a result holding a path separator too."""
+    valid = ", ".join(sorted(fields))
+    try:
+        text = suffix.format(**fields)
+    except KeyError as e:
+        field = e.args[0]
+        other = field in other_script_fields
+        where = " (an option of the other script only: name the run with --name instead)" if other else ""
+        raise UserError(f"--suffix {suffix!r}: unknown field {{{field}}}{where}; valid fields: {valid}") from None
+    except (IndexError, ValueError, AttributeError, TypeError) as e:
+        raise UserError(
+            f"--suffix {suffix!r} is not a valid format ({e}); use named fields, e.g. {{model}}; valid fields: {valid}"
+        ) from None
+    if "/" in text or "\\" in text or text in (".", ".."):
+        raise UserError(f"--suffix {suffix!r} gives {text!r}, which is not a folder name")
+    return text
 
 
 def check_processes(nproc: int, text: str, gpus: int) -> None:

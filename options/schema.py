@@ -123,6 +123,15 @@ def add_basic_options(parser: argparse.ArgumentParser) -> None:
         help="GPU ids, e.g. 0 or 0,1,2,3; -1 for CPU. One id falls back to the CPU when CUDA is not available; "
         "several (train.py): one DDP process per GPU, started as torchrun would (each on cuda:LOCAL_RANK of them)",
     )
+    add(
+        g,
+        "--suffix",
+        scope=(INVOCATION, TEST_TIME),
+        type=str,
+        default="",
+        help="append _<suffix> to --name, formatted with this command's options as the reference does, e.g. "
+        "{model}_{netG}_size{load_size}; test.py finds a train.py run given the same --suffix and field values",
+    )
     add(g, "--checkpoints_dir", type=str, default="./checkpoints", help="where runs are saved")
     add(
         g,
@@ -300,6 +309,15 @@ def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
         default="latest",
         help="which checkpoint to load: latest, an epoch number, or iter_<n>; test.py also takes 'all' "
         "(every <epoch>.pth in order, then latest unless it holds the last epoch's weights)",
+    )
+    add(
+        g,
+        "--load_iter",
+        scope=(INVOCATION, TEST_TIME),
+        type=int,
+        default=0,
+        help="if above 0, load checkpoint iter_<load_iter> (ours iter_<n>.pth, or the reference's "
+        "iter_<n>_net_*.pth) instead of --epoch",
     )
     add(g, "--phase", scope=(TEST_TIME,), type=str, default="train", help="train, val, test, ... (folder prefix)")
 
