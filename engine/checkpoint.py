@@ -15,7 +15,13 @@ Layout of ``checkpoints/<name>/<tag>.pth`` (tag: ``latest``, an epoch number, ``
 ``epoch`` is the epoch to continue with and ``epoch_samples`` how many of its samples are done
 (0 after an epoch's end, whose position is "start of the next epoch"), so a resumed run
 continues with the next batch of the same epoch.
-The reference's per-network files (``latest_net_G_A.pth``) are read too.
+The reference's per-network files (``latest_net_G_A.pth``) are read too, and
+``scripts/convert_checkpoint.py`` turns them into a weights-only ``<tag>.pth``::
+
+    {"format_version": 1, "nets": {...}, "converted_from": "<the files>"}
+
+which holds no position, options or optimizers: ``--continue_train`` takes the weights and starts
+at ``--epoch_count``, as from the reference's files (``is_training_state``).
 """
 
 from __future__ import annotations
@@ -82,6 +88,12 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if state["format_version"] > FORMAT_VERSION:
         raise UserError(f"{path} has format {state['format_version']}; this code reads up to {FORMAT_VERSION}")
     return state
+
+
+def is_training_state(state: dict) -> bool:
+    """Whether a checkpoint records where its training stopped (every save of train.py does); a
+    weights-only file (converted from the reference's) does not."""
+    return all(key in state for key in ("epoch", "epoch_samples", "total_iters", "options"))
 
 
 def rng_state(device: torch.device) -> dict:
@@ -153,7 +165,7 @@ def load_tagged(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict, str]:
         return {"nets": load_reference_nets(run_dir, tag, keys)}, str(reference_net_file(run_dir, tag, "*"))
     tags = available_tags(run_dir) if Path(run_dir).is_dir() else []
     where = f"available: {', '.join(tags)}" if tags else f"{run_dir} holds no checkpoints"
-    raise UserError(f"no checkpoint '{tag}' in {run_dir} ({where}); pick one with --epoch")
+    raise UserError(f"no checkpoint '{tag}' in {run_dir} ({where}); pick one with --epoch (iter_<n>: --load_iter n)")
 
 
 def load_inference_checkpoint(run_dir: Path, tag: str, keys: list[str]) -> InferenceCheckpoint:

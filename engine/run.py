@@ -24,6 +24,7 @@ import torch
 from engine import distributed
 from engine.checkpoint import (
     checkpoint_path,
+    is_training_state,
     load_checkpoint,
     load_tagged,
     remove_shard_sets,
@@ -93,6 +94,10 @@ class Run:
         path = checkpoint_path(self.dir, "latest" if self.restarted else opt.epoch)
         self.resumed = load_checkpoint(path) if (opt.continue_train or self.restarted) and path.is_file() else None
         self.resumed_from = str(path)
+        # a weights-only file (converted from the reference's): resumed like the reference's files
+        self.weights_only: dict | None = None
+        if self.resumed is not None and not is_training_state(self.resumed):
+            self.weights_only, self.resumed = self.resumed, None
 
     def _saved_by_job(self) -> bool:
         """Whether ``latest.pth`` was saved by this job, i.e. after the ``opt.yaml`` its first
@@ -123,8 +128,11 @@ class Run:
 
     def _restore(self) -> RunPosition:
         opt, model, state = self.opt, self.model, self.resumed
-        if state is None:
-            state, source = load_tagged(self.dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
+        if state is None:  # the reference's files, or a weights-only file of ours: weights only
+            if self.weights_only is not None:
+                state, source = self.weights_only, self.resumed_from
+            else:
+                state, source = load_tagged(self.dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
             model.load_networks(state["nets"], source)
             distributed.print0(
                 f"note: resumed the weights of {source}; optimizer state, image pools and data order start "
