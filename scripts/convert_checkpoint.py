@@ -29,6 +29,7 @@ input: one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,7 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.c
 def reference_files(src: Path, tag: str) -> dict[str, Path]:
     """{network name: file} of the reference's ``<tag>_net_<name>.pth`` in ``src``."""
     prefix = f"{tag}_net_"
-    return {p.name[len(prefix) : -len(".pth")]: p for p in sorted(src.glob(f"{prefix}*.pth"))}
+    return {p.name[len(prefix) : -len(".pth")]: p for p in sorted(src.glob(f"{glob.escape(prefix)}*.pth"))}
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -11,8 +11,11 @@ import torch
 import torch.nn as nn
 
 import test as test_script
+import train
+from engine.checkpoint import load_checkpoint
 from models.networks import define_D, define_G, load_net_state, reference_bias_free_keys
-from tests.conftest import QUIET_CPU, write_images
+from tests.conftest import QUIET_CPU, TINY, write_images
+from tests.test_train_test import read_png
 from util.errors import UserError
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
@@ -120,9 +123,27 @@ def test_norm_none_reference_file_in_test_py(tmp_path: Path, capsys) -> None:
     notes = [line for line in capsys.readouterr().out.splitlines() if "--norm none layout" in line]
     assert len(notes) == 1 and re.search(r"set to zero \(G: 23\)", notes[0]), notes  # 1 + 2 + 9 * 2 + 2 convs
     out = tmp_path / "r/none_pretrained/test_latest/images"
-    from tests.test_train_test import read_png
-
     with torch.no_grad():
         real = read_png(out / "0001_real.png").permute(2, 0, 1)[None].float() / 127.5 - 1
         expected = ((original(real)[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).to(torch.int16)
     assert (read_png(out / "0001_fake.png") - expected).abs().max() <= 1
+
+
+def test_continued_training_learns_the_zeroed_biases(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    """A reference cycle_gan run of --norm none resumed here: its missing biases start at zero and
+    are trained like every other weight."""
+    run = tmp_path / "ck" / "none"
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    for name, net in (("G_A", "G"), ("G_B", "G"), ("D_A", "D"), ("D_B", "D")):
+        built = define_G("resnet_6blocks", 3, 3, 8, "none") if net == "G" else define_D("basic", 3, 8, 3, "none")
+        tied = set(reference_bias_free_keys(built))
+        torch.save({k: v for k, v in built.state_dict().items() if k not in tied}, run / f"latest_net_{name}.pth")
+    args = ["--dataroot", str(tiny_dataset), "--name", "none", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+    assert train.main([*args, "--norm", "none", "--continue_train", "--max_iters", "2", "--seed", "0"]) == 0
+    assert "is in the reference's --norm none layout" in capsys.readouterr().out
+    nets = load_checkpoint(run / "latest.pth")["nets"]
+    for name in ("G_A", "D_A"):
+        fresh = define_G("resnet_6blocks", 3, 3, 8, "none") if name[0] == "G" else define_D("basic", 3, 8, 3, "none")
+        learnt = [key for key in reference_bias_free_keys(fresh) if torch.count_nonzero(nets[name][key])]
+        assert learnt == reference_bias_free_keys(fresh), name  # every one of them moved off zero
