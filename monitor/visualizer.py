@@ -3,8 +3,9 @@
 The loss log files are the record of a run and are always written:
 ``checkpoints/<name>/loss_log.txt`` (the reference's human-readable format) and
 ``checkpoints/<name>/loss_log.jsonl`` (one JSON object per logged step). Live views (visdom,
-the HTML page of visuals) are further backends with the same methods. Only the main process
-(rank 0) writes anything; other ranks get a facade whose methods do nothing.
+the HTML page of visuals, TensorBoard, Weights & Biases) are further backends with the same
+methods. Only the main process (rank 0) writes anything; other ranks get a facade whose methods
+do nothing (and start no tracker run).
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ class Visualizer:
                     resume=resume,
                 )
             )
+        if getattr(opt, "use_tensorboard", False):
+            from monitor.tensorboard_backend import TensorBoardBackend, tensorboard_logdir  # optional package
+
+            logdir = tensorboard_logdir(run_dir, opt.name, getattr(opt, "tensorboard_dir", ""))
+            backends.append(TensorBoardBackend(logdir, start_step=total_iters, resume=resume))
+        if getattr(opt, "use_wandb", False):
+            from monitor.wandb_backend import WandbBackend  # optional package
+
+            config = opt.to_dict() if hasattr(opt, "to_dict") else dict(vars(opt))
+            backends.append(WandbBackend(run_dir, opt.wandb_project_name, opt.name, config, resume=resume))
         return cls(backends)
 
     def log(self, record: LogRecord) -> None:
