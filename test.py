@@ -52,7 +52,13 @@ if TYPE_CHECKING:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if any(arg.split("=")[0] in ("--use_tensorboard", "--tensorboard_dir") for arg in argv):
+            raise UserError(
+                "--use_tensorboard is train.py's: test.py writes its results and scores to results/<name>/ "
+                "(index.html, metrics.json; --epoch all: metrics.html), and --use_wandb logs them to W&B"
+            )
         opt = parse_options(argv, is_train=False, prog="test.py")
         check_tracker_packages(opt)
         return run(opt)

@@ -157,6 +157,12 @@ def test_a_tracker_without_its_package_is_one_line_before_training(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"train.py: error: {flag} needs the {module} package: pip install {module}"]
     assert not (tmp_path / "ck").exists()  # nothing set up, nothing written
+    if module == "tensorboard":  # TensorBoard is train.py's: test.py says where its results go instead
+        assert test_script.main([*args[:6], "--gpu_ids", "-1", flag]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert (
+            line.startswith("test.py: error: --use_tensorboard is train.py's: test.py writes") and "--use_wandb" in line
+        )
     if module == "wandb":  # test.py takes --use_wandb too
         assert test_script.main([*args[:6], "--gpu_ids", "-1", flag]) == 2
         assert capsys.readouterr().err.strip().splitlines() == [

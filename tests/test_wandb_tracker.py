@@ -1,6 +1,7 @@
 """``--use_wandb`` against the real wandb package, offline (no account, no network): a tiny
 train.py run with nobody logged in, its ``--continue_train``, then test.py, each a process of its
-own (wandb reads its environment once per process) with HOME and every wandb folder in tmp_path.
+own (wandb reads its environment once per process) with HOME and every wandb folder in tmp_path;
+and (marked distributed) a two-process run that tracks once, from rank 0.
 
 The runs are read back with ``wandb leet inspect --json``, the installed wandb's reader of a
 run's ``.wandb`` record log (wandb 0.31 has no Python reader of it any more: the old
@@ -173,3 +174,25 @@ def test_offline_run_resume_and_test_read_back(tiny_dataset: Path, tmp_path: Pat
     for label in ("fake_B", "real_A"):
         for key in ("l1", "psnr", "ssim"):
             assert scores[f"truth/{label}_{key}"] == truth[label][key]
+
+
+@pytest.mark.distributed
+def test_two_processes_track_once_from_rank_0(tiny_dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing import event_accumulator
+
+    ck = tmp_path / "ck"
+    args = ["--dataroot", str(tiny_dataset), "--name", "two", "--checkpoints_dir", str(ck), *TINY]
+    args += ["--nproc_per_node", "2", "--n_epochs", "2", "--n_epochs_decay", "0", "--print_freq", "1"]
+    done = run_script("train.py", [*args, "--use_wandb", "--use_tensorboard"], wandb_env(tmp_path), tmp_path / "cwd")
+    assert sum(SYNC_HINT in line for line in done.stderr.splitlines()) == 1
+    run_dir = ck / "two"
+    (folder,) = (run_dir / "wandb").glob("offline-run-*")  # one W&B run, not one per process
+    (events_file,) = (run_dir / "tensorboard").glob("events.out.tfevents.*")
+    events = event_accumulator.EventAccumulator(str(events_file))
+    events.Reload()
+    lines = (run_dir / "loss_log.jsonl").read_text().splitlines()
+    steps = [r["total_iters"] for r in map(json.loads, lines) if r["kind"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("loss/G_A")] == steps
+    assert sorted(history(inspect(folder, wandb_env(tmp_path)))) == steps
