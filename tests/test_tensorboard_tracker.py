@@ -19,7 +19,7 @@ import test as test_script
 import train
 from monitor import LogRecord, Visualizer
 from options import parse_options
-from tests.conftest import TINY
+from tests.conftest import TINY, write_images
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
@@ -55,7 +55,9 @@ def test_a_run_and_its_resume_read_back_as_the_loss_log(tiny_dataset: Path, tmp_
     # --update_html_freq 2: the HTML page keeps the image of every display, to compare with.
     args = ["--dataroot", str(tiny_dataset), "--name", "tb", "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
     args += ["--n_epochs", "2", "--n_epochs_decay", "1", "--seed", "2", "--display_freq", "2"]
-    args += ["--update_html_freq", "2", "--use_tensorboard"]
+    args += ["--update_html_freq", "2", "--use_tensorboard", "--eval_freq", "1", "--metrics", "l1,psnr"]
+    write_images(tiny_dataset / "testA_gt", 3, seed=7)  # ground truth: l1 and psnr at every epoch's end
+    write_images(tiny_dataset / "testB_gt", 2, seed=8)
     assert train.main([*args, "--max_iters", "4"]) == 0
     run_dir = tmp_path / "ck" / "tb"
     logdir = run_dir / "tensorboard"
@@ -74,6 +76,13 @@ def test_a_run_and_its_resume_read_back_as_the_loss_log(tiny_dataset: Path, tmp_
     expected["lr"] = [(r["total_iters"], f32(r["lr"])) for r in records]
     expected["time/compute_per_iter"] = [(r["total_iters"], f32(r["time_per_iter"])) for r in records]
     expected["time/data_per_iter"] = [(r["total_iters"], f32(r["data_time"])) for r in records]
+    evaluations = [
+        r for r in map(json.loads, (run_dir / "loss_log.jsonl").read_text().splitlines()) if r["kind"] == "metrics"
+    ]
+    assert [r["total_iters"] for r in evaluations] == [3, 6, 9]  # each epoch's end, the resume's included
+    for key in evaluations[0]["metrics"]:  # l1_AtoB, l1_BtoA, psnr_AtoB, psnr_BtoA
+        expected[f"metrics/{key}"] = [(r["total_iters"], f32(r["metrics"][key])) for r in evaluations]
+    assert len(expected) == 11 + 4
     assert sorted(events.Tags()["scalars"]) == sorted(expected)
     for tag, points in expected.items():
         assert scalars(events, tag) == points, tag

@@ -87,11 +87,12 @@ def png(path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_offline_run_resume_and_test_read_back(tiny_dataset: Path, tmp_path: Path) -> None:
-    write_images(tiny_dataset / "testA_gt", 3, seed=7)  # ground truth for testA: test.py scores it
+    write_images(tiny_dataset / "testA_gt", 3, seed=7)  # ground truth: --eval_freq and test.py score it
+    write_images(tiny_dataset / "testB_gt", 2, seed=8)
     ck, cwd = tmp_path / "ck", tmp_path / "cwd"
     args = ["--dataroot", str(tiny_dataset), "--name", "wb", "--checkpoints_dir", str(ck), *TINY]
     args += ["--n_epochs", "2", "--n_epochs_decay", "1", "--seed", "5", "--display_freq", "2"]
-    args += ["--update_html_freq", "2", "--wandb_project_name", "trackers-test"]
+    args += ["--update_html_freq", "2", "--wandb_project_name", "trackers-test", "--eval_freq", "1", "--metrics", "l1"]
     run_dir = ck / "wb"
 
     # 1. WANDB_MODE unset, no API key: the run goes offline and says once how to upload it later.
@@ -111,13 +112,13 @@ def test_offline_run_resume_and_test_read_back(tiny_dataset: Path, tmp_path: Pat
     env = wandb_env(tmp_path)
     parts = [inspect(folder, env) for folder in folders]
     rows = [history(records) for records in parts]
-    assert sorted(rows[0]) == [2, 4] and sorted(rows[1]) == [6, 8]  # the steps go on, never back
+    assert sorted(rows[0]) == [2, 3, 4] and sorted(rows[1]) == [6, 8, 9]  # the steps go on, never back
 
     # every loss_log.jsonl record is a row at its total_iters, with the same values (doubles, exactly)
     lines = (run_dir / "loss_log.jsonl").read_text().splitlines()
     records = [r for r in map(json.loads, lines) if r["kind"] == "train"]
     merged = {**rows[0], **rows[1]}
-    assert [r["total_iters"] for r in records] == sorted(merged) == [2, 4, 6, 8]
+    assert [r["total_iters"] for r in records] == [2, 4, 6, 8]
     for r in records:
         row = merged[r["total_iters"]]
         assert {k[5:]: v for k, v in row.items() if k.startswith("loss/")} == r["losses"]
@@ -131,6 +132,14 @@ def test_offline_run_resume_and_test_read_back(tiny_dataset: Path, tmp_path: Pat
         for label in LABELS:
             page = run_dir / "web" / "images" / f"epoch{r['epoch']:03d}_iter{r['total_iters']:06d}_{label}.png"
             assert np.array_equal(media_pixels(folder, row, f"visuals/{label}"), png(page)), (label, r)
+
+    # the --eval_freq metrics at the iteration of each epoch's end, as in loss_log.jsonl
+    evaluations = [r for r in map(json.loads, lines) if r["kind"] == "metrics"]
+    assert [r["total_iters"] for r in evaluations] == [3, 6, 9]
+    for r in evaluations:
+        row = merged[r["total_iters"]]
+        assert {k[8:]: v for k, v in row.items() if k.startswith("metrics/")} == r["metrics"] != {}
+        assert row["epoch"] == r["epoch"]
 
     # the resolved options are the config, the run is named after --name, in --wandb_project_name
     saved = yaml.safe_load((run_dir / "opt.yaml").read_text())
@@ -162,18 +171,19 @@ def test_offline_run_resume_and_test_read_back(tiny_dataset: Path, tmp_path: Pat
     assert len(image_rows) == len(inputs)
     for (side, stem), row in zip(inputs, image_rows, strict=True):
         labels = sorted(k.split(".")[0][len("results/") :] for k in row if k.endswith("._type"))
-        expected = ["fake_B", "gt_B", "real_A", "rec_A"] if side == "A" else ["fake_A", "real_B", "rec_B"]
+        expected = ["fake_B", "gt_B", "real_A", "rec_A"] if side == "A" else ["fake_A", "gt_A", "real_B", "rec_B"]
         assert labels == expected, (side, stem)
         for label in labels:
             assert np.array_equal(
                 media_pixels(folder, row, f"results/{label}"), png(out / "images" / f"{stem}_{label}.png")
             )
     scores = steps[max(steps)]
-    truth = json.loads((out / "metrics.json").read_text())["A"]
+    report = json.loads((out / "metrics.json").read_text())
     assert scores["checkpoint"] == "latest" and scores["total_iters"] == 9
-    for label in ("fake_B", "real_A"):
-        for key in ("l1", "psnr", "ssim"):
-            assert scores[f"truth/{label}_{key}"] == truth[label][key]
+    for side, labels in (("A", ("fake_B", "real_A")), ("B", ("fake_A", "real_B"))):
+        for label in labels:
+            for key in ("l1", "psnr", "ssim"):
+                assert scores[f"truth/{label}_{key}"] == report[side][label][key]
 
 
 @pytest.mark.distributed
