@@ -206,3 +206,20 @@ def test_two_processes_track_once_from_rank_0(tiny_dataset: Path, tmp_path: Path
     assert steps == [1, 2, 3, 4]
     assert [e.step for e in events.Scalars("loss/G_A")] == steps
     assert sorted(history(inspect(folder, wandb_env(tmp_path)))) == steps
+
+
+def test_wandb_mode_online_without_a_login_is_one_line_before_training(tiny_dataset: Path, tmp_path: Path) -> None:
+    # WANDB_MODE is the user's to set: online is not turned offline, and wandb's refusal is one line
+    ck = tmp_path / "ck"
+    args = ["--dataroot", str(tiny_dataset), "--name", "online", "--checkpoints_dir", str(ck), *TINY]
+    env = wandb_env(tmp_path, WANDB_MODE="online")
+    cmd = [sys.executable, str(REPO_ROOT / "train.py"), *args, "--use_wandb", "--use_tensorboard"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("train.py: error: --use_wandb: wandb could not start a run: No API key configured.")
+    )
+    assert not list((ck / "online").glob("*.pth"))  # stopped before training: nothing saved
+    assert not (ck / "online" / "wandb").exists()
