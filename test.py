@@ -30,6 +30,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from data.base_dataset import preprocess_from_options
 from engine.evaluation import (
@@ -40,15 +41,27 @@ from engine.evaluation import (
     translate_and_score,
 )
 from engine.report import CheckpointScores, format_best_vs_last, write_run_report
-from models import create_model
+from models import BaseModel, create_model
+from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
 
+if TYPE_CHECKING:
+    from monitor.wandb_backend import WandbBackend
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run(parse_options(argv, is_train=False, prog="test.py"))
+        if any(arg.split("=")[0] in ("--use_tensorboard", "--tensorboard_dir") for arg in argv):
+            raise UserError(
+                "--use_tensorboard is train.py's: test.py writes its results and scores to results/<name>/ "
+                "(index.html, metrics.json; --epoch all: metrics.html), and --use_wandb logs them to W&B"
+            )
+        opt = parse_options(argv, is_train=False, prog="test.py")
+        check_tracker_packages(opt)
+        return run(opt)
     except UserError as e:
         print(f"test.py: error: {one_line(e)}", file=sys.stderr)
         return 2
@@ -72,16 +85,12 @@ def run(opt: Options) -> int:
     run_dir = Path(opt.checkpoints_dir) / opt.name
     results_dir = Path(opt.results_dir) / opt.name
 
-    scores: list[CheckpointScores] = []
-    for item in checkpoints_to_test(run_dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets]):
-        model.load_networks(item.checkpoint.nets, item.checkpoint.source)
-        print(f"loaded {item.checkpoint.source}")
-        seed_everything(opt.seed)  # each checkpoint translates with the same randomness (dropout)
-        out_dir = results_dir / f"{opt.phase}_{item.tag}"
-        report = translate_and_score(model, opt, out_dir, scorer, f"{opt.name}: {opt.phase}, epoch {item.tag}")
-        print_report(report)
-        print(f"results: {out_dir / 'index.html'}")
-        scores.append(CheckpointScores(item.tag, item.epoch, item.checkpoint.total_iters, direction_scores(report)))
+    tracker = wandb_tracker(opt, results_dir) if opt.use_wandb else None
+    try:
+        scores, report = translate_checkpoints(opt, model, scorer, run_dir, results_dir, tracker)
+    finally:
+        if tracker is not None:
+            tracker.close()
 
     if opt.epoch == "all":
         if scorer is None:
@@ -93,6 +102,62 @@ def run(opt: Options) -> int:
         print(format_best_vs_last(scores, scorer.metrics))
         print(f"summary: {files['html']} (also {files['jsonl'].name}, {files['csv'].name}, metrics_<metric>.png)")
     return 0
+
+
+def translate_checkpoints(
+    opt: Options,
+    model: BaseModel,
+    scorer: MetricScorer | None,
+    run_dir: Path,
+    results_dir: Path,
+    tracker: WandbBackend | None,
+) -> tuple[list[CheckpointScores], dict[str, dict]]:
+    """Translate (and score) with each checkpoint ``--epoch`` names; with ``--use_wandb`` log each
+    one's result images (a step per input) and then its scores (a step). Returns the scores and the
+    last report."""
+    scores: list[CheckpointScores] = []
+    report: dict[str, dict] = {}
+    for item in checkpoints_to_test(run_dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets]):
+        model.load_networks(item.checkpoint.nets, item.checkpoint.source)
+        print(f"loaded {item.checkpoint.source}")
+        seed_everything(opt.seed)  # each checkpoint translates with the same randomness (dropout)
+        out_dir = results_dir / f"{opt.phase}_{item.tag}"
+        rows: dict[str, list[tuple[str, dict[str, Path]]]] = {}
+        title = f"{opt.name}: {opt.phase}, epoch {item.tag}"
+        report = translate_and_score(model, opt, out_dir, scorer, title, results=rows if tracker else None)
+        print_report(report)
+        print(f"results: {out_dir / 'index.html'}")
+        scored = CheckpointScores(item.tag, item.epoch, item.checkpoint.total_iters, direction_scores(report))
+        scores.append(scored)
+        if tracker is not None:
+            for side_rows in rows.values():
+                tracker.log_results(side_rows)
+            tracker.log_values(tracked_scores(scored, report))
+    return scores, report
+
+
+def wandb_tracker(opt: Options, results_dir: Path) -> WandbBackend:
+    """The reference's ``test.py --use_wandb``: a W&B run of its own (job type ``test``, named after
+    the trained run) with the resolved options as config; its files go to ``results/<name>/wandb``."""
+    from monitor.wandb_backend import WandbBackend  # optional package: imported only when asked for
+
+    return WandbBackend(results_dir, opt.wandb_project_name, opt.name, opt.to_dict(), job_type="test")
+
+
+def tracked_scores(scored: CheckpointScores, report: dict[str, dict]) -> dict[str, object]:
+    """One checkpoint's values for the tracker: which checkpoint, ``metrics/<key>_<direction>`` (as
+    train.py --eval_freq names them) and ``truth/<label>_<l1|psnr|ssim>`` against ground truth."""
+    values: dict[str, object] = {"checkpoint": scored.tag}
+    if scored.epoch is not None:
+        values["epoch"] = scored.epoch
+    if scored.total_iters is not None:
+        values["total_iters"] = scored.total_iters
+    for direction, metrics in scored.scores.items():
+        values.update({f"metrics/{key}_{direction}": value for key, value in metrics.items()})
+    for result in report.values():
+        for label, truth in ground_truth_scores(result).items():
+            values.update({f"truth/{label}_{key}": value for key, value in truth.items()})
+    return values
 
 
 def print_report(report: dict[str, dict]) -> None:

@@ -11,9 +11,10 @@
 Checkpoints go to ``checkpoints/<name>/`` (``engine.saving`` says what is saved when). Losses go
 to the console, ``loss_log.txt`` and ``loss_log.jsonl``; with ``--eval_freq N --metrics fid,kid``
 so do the test split's metrics every N epochs (also to visdom; an evaluation that fails prints a
-warning and training goes on). An iteration is one optimiser step (one batch). Exit status: 0
-done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several processes) stopped because another
-was lost, 128+N stopped by signal N (after saving ``latest``).
+warning and training goes on). ``--use_tensorboard`` and ``--use_wandb`` add those trackers
+(``monitor/tensorboard_backend.py``, ``monitor/wandb_backend.py``). An iteration is one optimiser
+step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several
+processes) stopped because another was lost, 128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from engine.signals import GracefulStop
 from engine.tracking import LossTracker, NonFiniteLoss, StepTimer
 from models import BaseModel, create_model
 from monitor import LogRecord, Visualizer
+from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
@@ -46,6 +48,7 @@ from util.seeds import stream_seed
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         opt = parse_options(argv, is_train=True, prog="train.py")
+        check_tracker_packages(opt)  # --use_wandb / --use_tensorboard without the package: say so now
         if launch.wanted(opt):  # several GPUs / --nproc_per_node without torchrun: start them, as torchrun would
             return launch.launch(opt, sys.argv[1:] if argv is None else argv, script=__file__)
         # under torchrun: join the process group (a single process: nothing to join)

@@ -332,7 +332,13 @@ def require_style_items(item: dict, dataset: ImageFolderDataset, names: Sequence
 
 
 def translate_and_score(
-    model: BaseModel, opt: Options, out_dir: Path, scorer: MetricScorer | None, title: str, durable: bool = True
+    model: BaseModel,
+    opt: Options,
+    out_dir: Path,
+    scorer: MetricScorer | None,
+    title: str,
+    durable: bool = True,
+    results: dict[str, list[tuple[str, dict[str, Path]]]] | None = None,
 ) -> dict[str, dict]:
     """Translate every test folder with the model as loaded into ``out_dir`` (images, index.html)
     and return the scores by side, also written to ``out_dir/metrics.json`` when there are any::
@@ -343,7 +349,8 @@ def translate_and_score(
          "B": {...}}
 
     ``durable``: flush the result images to disk before the report is written (test.py); an
-    evaluation into a temporary folder (``--eval_freq``) skips it.
+    evaluation into a temporary folder (``--eval_freq``) skips it. ``results``: filled with each
+    side's rows, ``(stem, {label: result file})`` in page order (test.py ``--use_wandb`` logs them).
     """
     page = HTMLPage(out_dir, title)
     report: dict[str, dict] = {}
@@ -367,6 +374,8 @@ def translate_and_score(
                     compared.setdefault(label, []).append((files[label], gt_file))
                 files[gt_label] = gt_file
             items = [(f"{stem}_{label}", str(path.relative_to(out_dir))) for label, path in files.items()]
+            if results is not None:
+                results.setdefault(side, []).append((stem, dict(files)))
             page.add_images(items, width=opt.display_winsize)
         result: dict = {}
         if compared:

@@ -2,7 +2,8 @@
 
 ``base.py`` (``Backend``, ``LogRecord``), ``logs.py`` (console, ``loss_log.txt``/``.jsonl``: the
 record of a run), ``visdom_backend.py`` (live curves and images), ``html_backend.py`` (the page
-of visuals). To add a view (TensorBoard, wandb): subclass ``Backend`` in a new module, implement
+of visuals), ``tensorboard_backend.py`` and ``wandb_backend.py`` (experiment trackers, optional
+packages; ``trackers.py``: what they share). To add a view: subclass ``Backend`` in a new module, implement
 the methods it needs, and add it in ``Visualizer.for_training``. Monitor never imports engine.
 """
 

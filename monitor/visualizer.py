@@ -3,8 +3,9 @@
 The loss log files are the record of a run and are always written:
 ``checkpoints/<name>/loss_log.txt`` (the reference's human-readable format) and
 ``checkpoints/<name>/loss_log.jsonl`` (one JSON object per logged step). Live views (visdom,
-the HTML page of visuals) are further backends with the same methods. Only the main process
-(rank 0) writes anything; other ranks get a facade whose methods do nothing.
+the HTML page of visuals, TensorBoard, Weights & Biases) are further backends with the same
+methods. Only the main process (rank 0) writes anything; other ranks get a facade whose methods
+do nothing (and start no tracker run).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class Visualizer:
                     resume=resume,
                 )
             )
+        try:
+            backends += tracker_backends(opt, Path(run_dir), resume, total_iters)
+        except BaseException:  # e.g. wandb could not start a run: close what is open, then say why
+            for backend in backends:
+                backend.close()
+            raise
         return cls(backends)
 
     def log(self, record: LogRecord) -> None:
@@ -84,3 +91,24 @@ class Visualizer:
     def close(self) -> None:
         for backend in self.backends:
             backend.close()
+
+
+def tracker_backends(opt: Options, run_dir: Path, resume: bool, total_iters: int) -> list[Backend]:
+    """``--use_tensorboard`` and ``--use_wandb``; each package is imported only by runs that use it."""
+    trackers: list[Backend] = []
+    if getattr(opt, "use_tensorboard", False):
+        from monitor.tensorboard_backend import TensorBoardBackend, tensorboard_logdir
+
+        logdir = tensorboard_logdir(run_dir, opt.name, getattr(opt, "tensorboard_dir", ""))
+        trackers.append(TensorBoardBackend(logdir, start_step=total_iters, resume=resume))
+    if getattr(opt, "use_wandb", False):
+        from monitor.wandb_backend import WandbBackend
+
+        config = opt.to_dict() if hasattr(opt, "to_dict") else dict(vars(opt))
+        try:
+            trackers.append(WandbBackend(run_dir, opt.wandb_project_name, opt.name, config, resume=resume))
+        except BaseException:
+            for tracker in trackers:
+                tracker.close()
+            raise
+    return trackers

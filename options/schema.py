@@ -72,7 +72,38 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     group(parser, "display").add_argument(
         "--display_winsize", type=int, default=256, help="display size of images in visdom and HTML"
     )
+    add_tracker_options(parser, is_train=None)
     add_speed_options(parser)
+
+
+def add_tracker_options(parser: argparse.ArgumentParser, is_train: bool | None) -> None:
+    """Experiment trackers (monitor/wandb_backend.py, monitor/tensorboard_backend.py); their packages
+    are optional. ``is_train=None``: the flags of train.py and test.py (the reference's base
+    options); True: train.py's own. No scope: --continue_train keeps the run's trackers."""
+    g = group(parser, "display")
+    if is_train is None:
+        add(
+            g,
+            "--use_wandb",
+            action="store_true",
+            help="log to Weights & Biases (pip install wandb): train.py the losses, lr, visuals and metrics; "
+            "test.py the result images and metrics. Offline when not logged in (wandb sync later)",
+        )
+        add(g, "--wandb_project_name", type=str, default="CycleGAN-and-pix2pix", help="W&B project")
+    else:
+        add(
+            g,
+            "--use_tensorboard",
+            action="store_true",
+            help="write TensorBoard event files (pip install tensorboard): losses, lr, visuals, metrics, options",
+        )
+        add(
+            g,
+            "--tensorboard_dir",
+            type=str,
+            default="",
+            help="event files go to <tensorboard_dir>/<name> (default: <checkpoints_dir>/<name>/tensorboard)",
+        )
 
 
 def add_speed_options(parser: argparse.ArgumentParser) -> None:
@@ -333,6 +364,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add(g, "--update_html_freq", type=int, default=1000, help="update the HTML page every N iterations")
     add(g, "--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
     add(g, "--print_freq", type=int, default=100, help="log losses every N iterations")
+    add_tracker_options(parser, is_train=True)
 
     g = group(parser, "saving")
     add(g, "--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")
