@@ -228,6 +228,14 @@ def test_reference_unet_fixture_reproduces_its_outputs(aligned_root: Path, tmp_p
     out_train = model.inference("A", io["input"])["fake_B"]
     torch.testing.assert_close(out_eval, io["output_eval"], rtol=0, atol=1e-4)
     torch.testing.assert_close(out_train, io["output_train"], rtol=0, atol=1e-4)
+    # pix2pix's default U-Net has dropout layers, which hold no weights: the same file loads, and
+    # in eval mode (dropout off) gives the same outputs
+    args = [*train_args(aligned_root, tmp_path, "unet"), "--netG", "unet_128", "--ngf", "8", *TINY_TEST[6:]]
+    with_dropout = create_model(parse_options([*args, "--crop_size", "128"], is_train=False), CPU)
+    assert any(isinstance(m, nn.Dropout) for m in with_dropout.nets["G"].modules())
+    with_dropout.load_networks(checkpoint.nets, checkpoint.source)
+    with_dropout.eval()
+    torch.testing.assert_close(with_dropout.inference("A", io["input"])["fake_B"], io["output_eval"], rtol=0, atol=1e-4)
 
 
 def test_test_time_is_train_mode_unless_eval(tmp_path: Path) -> None:
