@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to resume the download", file=sys.stderr)
+        print("interrupted; run the same command again to resume the download", file=sys.stderr)
         return 130
     return 0
 

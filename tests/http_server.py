@@ -4,7 +4,8 @@ It serves ``files`` (URL path without the leading ``/`` -> bytes), answers ``Ran
 with 206 and ``Content-Range`` (416 past the end), and can be told to misbehave the way real
 servers and networks do: cut the next response short after some bytes (``cut_next``, while still
 announcing the full ``Content-Length``), ignore ``Range`` and send the whole file with 200
-(``ignore_range``). A missing file is a 404. Every request is recorded (path, Range header,
+(``ignore_range``), or send some bytes and then hang until released (``stall_next``, to interrupt
+a client mid-download). A missing file is a 404. Every request is recorded (path, Range header,
 status, body bytes sent) so a test can check what the client asked for.
 """
 
@@ -28,6 +29,8 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut_next: list[int] = []  # each request pops one: send only that many body bytes
         self.ignore_range = False
+        self.stall_next: int | None = None  # the next response sends this many bytes, then waits
+        self.release = threading.Event()  # ... until this is set, and hangs up
         self.requests: list[Request] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -82,6 +85,14 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
             if server.cut_next:  # announce everything, send part of it, hang up
                 body = body[: server.cut_next.pop(0)]
                 self.close_connection = True
+            if server.stall_next is not None:
+                body, server.stall_next = body[: server.stall_next], None
+                server.requests.append(Request(path, range_header, status, len(body)))
+                self.wfile.write(body)
+                self.wfile.flush()
+                server.release.wait(timeout=60)
+                self.close_connection = True
+                return
             # recorded before the body goes out: the client may be done as soon as it has it
             server.requests.append(Request(path, range_header, status, len(body)))
             self.wfile.write(body)

@@ -6,8 +6,10 @@ state-dict check, clear errors. No internet: a real HTTP server on 127.0.0.1 in 
 from __future__ import annotations
 
 import io
+import signal
 import subprocess
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +199,30 @@ def test_interrupted_download_resumes_with_a_range_request(tmp_path: Path, serve
         ("bytes=100000-", 206, 150_000),
         ("bytes=250000-", 206, len(weights) - 250_000),
     ]
+
+
+def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(tmp_path: Path, server, weights: bytes) -> None:
+    server.files["zebra2horse.pth"] = weights
+    server.stall_next = 200_000  # sends this much, then holds the connection open
+    part = tmp_path / "checkpoints/zebra2horse_pretrained/latest_net_G.pth.part"
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "CYCLEGAN_MODELS_URL": server.url}
+    command = ["bash", str(SCRIPTS / "download_cyclegan_model.sh"), "zebra2horse"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (part.is_file() and part.stat().st_size == 200_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # bash exec'd python: this is the downloader itself
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        server.release.set()
+        proc.kill() if proc.poll() is None else None
+    assert proc.returncode == 130
+    assert stderr == "interrupted; run the same command again to resume the download\n"
+    assert part.read_bytes() == weights[:200_000] and not part.with_suffix("").exists()
+    again = script("download_cyclegan_model.sh", ["zebra2horse"], tmp_path, CYCLEGAN_MODELS_URL=server.url)
+    assert again.returncode == 0, again.stderr
+    assert server.requests[-1].range == "bytes=200000-" and part.with_suffix("").read_bytes() == weights
 
 
 def test_server_that_ignores_range_restarts_cleanly(tmp_path: Path, server, weights: bytes) -> None:

@@ -121,7 +121,8 @@ def _transfer(url: str, part: Path, offset: int, log: Callable[[str], None]) -> 
             mode = "ab"
         else:
             if offset:
-                log(f"the server does not resume downloads (HTTP {status}): downloading {url} from the start")
+                answer = f" (HTTP {status})" if status else ""
+                log(f"the server does not resume downloads{answer}: downloading {url} from the start")
             offset, mode = 0, "wb"
             log(f"downloading {url}")
         expected = offset + length if length is not None else None
@@ -129,19 +130,23 @@ def _transfer(url: str, part: Path, offset: int, log: Callable[[str], None]) -> 
         progress = _Progress(expected)
         part.parent.mkdir(parents=True, exist_ok=True)  # only now: a failed request leaves no empty folder
         try:
+            # read1: whatever has arrived (read(n) would wait for all n bytes, and a Ctrl-C would lose
+            # them); flushed at once, so even a killed process keeps every byte it received
+            read = getattr(response, "read1", response.read)
             with open(part, mode) as f:
-                while chunk := response.read(CHUNK):
+                while chunk := read(CHUNK):
                     f.write(chunk)
+                    f.flush()
                     received += len(chunk)
                     progress.show(received)
         except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead, disk full
-            progress.done()
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise DownloadError(
                 f"download of {url} stopped after {received:,} of {_size(expected)} bytes ({reason}); "
                 f"run the same command again to resume"
             ) from None
-        progress.done()
+        finally:
+            progress.done()  # end the progress line, also before a Ctrl-C message
     if expected is not None and received < expected:
         raise DownloadError(
             f"download of {url} stopped after {received:,} of {expected:,} bytes (the server closed the "
