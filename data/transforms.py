@@ -58,7 +58,11 @@ class Preprocess:
 
     def __call__(self, img: Image.Image, rng: random.Random) -> torch.Tensor:
         """PIL image -> CHW float tensor in [-1, 1]."""
-        crop, flip = self.sample(img.width, img.height, rng)
+        return self.apply(img, *self.sample(img.width, img.height, rng))
+
+    def apply(self, img: Image.Image, crop: tuple[int, int] | None, flip: bool) -> torch.Tensor:
+        """PIL image -> CHW float tensor in [-1, 1] with given parameters (``sample``'s), so the
+        two halves of a paired image can share one draw."""
         w, h = self.resized_size(img.width, img.height)
         if (w, h) != img.size:
             img = img.resize((w, h), Image.BICUBIC)
