@@ -369,9 +369,15 @@ HTML = b"<!DOCTYPE html>\n<html><head><title>Captive portal</title></head><body>
 def test_model_must_be_a_state_dict(python, tmp_path: Path, server, weights: bytes) -> None:
     """An HTML page served as a .pth (captive portal, proxy error) is refused and never becomes
     latest_net_G.pth; a real state dict passes, checked by torch.load(weights_only=True) in the venv
-    and by its zip signature on a Python without torch."""
+    and by its signature on a Python without torch, in torch's zip format and in the legacy format
+    of torch < 1.6 (which older published files may use)."""
+    import torch
+
     server.files["style_monet.pth"] = HTML
     server.files["edges2shoes.pth"] = weights
+    legacy = io.BytesIO()
+    torch.save(torch.load(io.BytesIO(weights), weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    server.files["horse2zebra.pth"] = legacy.getvalue()
     env = {
         "CYCLEGAN_MODELS_URL": server.url,
         "PIX2PIX_MODELS_URL": server.url,
@@ -388,8 +394,6 @@ def test_model_must_be_a_state_dict(python, tmp_path: Path, server, weights: byt
     assert good.returncode == 0, good.stderr
     target = Path("checkpoints/edges2shoes_pretrained/latest_net_G.pth")
     if python is None:
-        import torch
-
         state = torch.load(io.BytesIO(weights), weights_only=True)
         values = sum(v.numel() for v in state.values())
         assert good.stdout.startswith(
@@ -401,6 +405,9 @@ def test_model_must_be_a_state_dict(python, tmp_path: Path, server, weights: byt
             in good.stdout
         )
     assert (tmp_path / target).read_bytes() == weights
+    old_format = script("download_cyclegan_model.sh", ["horse2zebra"], tmp_path, **env)
+    assert old_format.returncode == 0, old_format.stderr
+    assert (tmp_path / "checkpoints/horse2zebra_pretrained/latest_net_G.pth").read_bytes() == legacy.getvalue()
 
 
 def test_pickled_module_is_refused_as_a_model(tmp_path: Path, server) -> None:

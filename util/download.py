@@ -257,6 +257,8 @@ def unpack(archive: Path, dest: Path, name: str) -> Path:
     disk) it is kept, so the next run unpacks it without downloading."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".unpack-{name}-*"):  # left by a run killed while unpacking
+        shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".unpack-{name}-", dir=dest.parent)).resolve()
     try:
         root = work / "extract"
@@ -278,20 +280,20 @@ def unpack(archive: Path, dest: Path, name: str) -> Path:
 
 def replace_dir(source: Path, dest: Path) -> None:
     """Move the folder ``source`` to ``dest``; an existing ``dest`` is moved aside first and
-    deleted only after the new one is in place (restored if the move fails)."""
-    old = None
+    deleted only after the new one is in place (put back if the move fails)."""
+    aside = None
     if dest.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{dest.name}-", dir=dest.parent)) / dest.name
-        os.replace(dest, old)
+        aside = Path(tempfile.mkdtemp(prefix=f".old-{dest.name}-", dir=dest.parent))
+        os.replace(dest, aside / dest.name)
     try:
         os.replace(source, dest)
     except OSError:
-        if old is not None:
-            os.replace(old, dest)
+        if aside is not None:
+            os.replace(aside / dest.name, dest)
         raise
     finally:
-        if old is not None and old.exists() and dest.exists():
-            shutil.rmtree(old.parent, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 # ---- model files ---------------------------------------------------------------------------------
