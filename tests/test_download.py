@@ -422,3 +422,28 @@ def test_pickled_module_is_refused_as_a_model(tmp_path: Path, server) -> None:
         f"error: the downloaded file is not a PyTorch state dict ({len(buffer.getvalue()):,}"
     )
     assert listing(tmp_path / "checkpoints") == ["map2sat_pretrained"]
+
+
+@pytest.mark.parametrize(
+    ("name", "hints"),
+    [
+        ("night2day", ["bash scripts/download_pix2pix_dataset.sh night2day"]),
+        (
+            "facades",
+            ["bash scripts/download_cyclegan_dataset.sh facades", "bash scripts/download_pix2pix_dataset.sh facades"],
+        ),
+    ],
+)
+def test_missing_dataroot_names_the_right_download(
+    name: str, hints: list[str], tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """train.py's error for a missing published dataset gives the script that publishes it: the pix2pix
+    one for a pix2pix-only dataset, both for a name published in both layouts."""
+    from options import parse_options
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        parse_options(["--dataroot", f"./datasets/{name}", "--model", "pix2pix"], prog="train.py")
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 2 and error.startswith(f"train.py: error: --dataroot ./datasets/{name} does not exist")
+    assert all(hint in error for hint in hints), error
