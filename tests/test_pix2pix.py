@@ -336,3 +336,32 @@ def test_bad_aligned_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("train.py: error: ") and "001.png: is 1 pixel wide" in err[-1]
     assert DATASETS.spec("aligned").ground_truth is True
+
+
+def test_paired_scores_come_from_each_test_images_own_B_half(aligned_root: Path, tmp_path: Path, capsys) -> None:
+    """--direction BtoA: the right halves are translated, the left halves are the ground truth,
+    saved as <stem>_real_B.png and scored (L1 of the translation and of the do-nothing baseline,
+    in [0, 1] units, from the saved files); --metrics l1,psnr,ssim give the same values; FID/KID
+    say in one line why aligned data has no folder of real images for them."""
+    args = [*train_args(aligned_root, tmp_path), "--direction", "BtoA"]
+    assert train.main([*args, *TINY, "--max_iters", "2", "--seed", "3"]) == 0
+    # whole 32 px halves, not resized: the saved real images are the files' pixels
+    test_args = [*args, *TINY_TEST, "--load_size", "32", "--results_dir", str(tmp_path / "res")]
+    assert test_script.main([*test_args, "--metrics", "l1,psnr,ssim"]) == 0
+    out = tmp_path / "res/p2p/test_latest"
+    report = json.loads((out / "metrics.json").read_text())["A"]
+    loaded = {label: [] for label in ("real_A", "fake_B", "real_B")}
+    for i in range(2):
+        ab = np.asarray(Image.open(aligned_root / f"test/{i:03d}.png"), dtype=np.float64)
+        for label in loaded:
+            loaded[label].append(np.asarray(Image.open(out / f"images/{i:03d}_{label}.png"), dtype=np.float64))
+        assert np.array_equal(loaded["real_A"][i], ab[:, 32:]) and np.array_equal(loaded["real_B"][i], ab[:, :32])
+    for label in ("fake_B", "real_A"):
+        l1 = np.mean([np.abs(x - y).mean() / 255 for x, y in zip(loaded[label], loaded["real_B"], strict=True)])
+        assert report[label]["l1"] == pytest.approx(l1, abs=1e-6), label
+    assert report["images"] == 2 and report["metrics"]["direction"] == "BtoA"
+    assert report["metrics"]["values"] == report["fake_B"]
+    assert "fake_B vs truth: L1" in capsys.readouterr().out
+    assert test_script.main([*test_args, "--results_dir", str(tmp_path / "res2"), "--metrics", "fid"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dataset_mode aligned keeps them as the halves of A | B files" in err[0]
