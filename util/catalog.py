@@ -61,7 +61,8 @@ _CITYSCAPES_CYCLEGAN = (
 _CITYSCAPES_PIX2PIX = (
     "the Cityscapes licence forbids redistribution: register at https://www.cityscapes-dataset.com, "
     "download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip, and put each photo and its "
-    "label image side by side (one A|B image per pair) in datasets/cityscapes/train/ and val/"
+    "label image side by side (one A|B image per pair) in datasets/cityscapes/train/ and val/ "
+    "(scripts/combine_A_and_B.py --fold_A PHOTOS --fold_B LABELS --fold_AB datasets/cityscapes)"
 )
 
 
