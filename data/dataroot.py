@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from util.catalog import CYCLEGAN_DATASETS
+from util.catalog import CYCLEGAN_DATASETS, PIX2PIX_DATASETS
 from util.errors import UserError
 
 
 def download_hint(name: str) -> str:
-    """A download command when ``name`` is (or reverses to) a published CycleGAN dataset."""
+    """A download command when ``name`` is (or reverses to) a published CycleGAN or pix2pix
+    dataset; both when it is published in both layouts (facades, maps: unpaired trainA/trainB, and
+    aligned A|B pairs in train/ val/)."""
+    cyclegan = f"bash scripts/download_cyclegan_dataset.sh {name}"
+    pix2pix = f"bash scripts/download_pix2pix_dataset.sh {name}"
+    if name in CYCLEGAN_DATASETS and name in PIX2PIX_DATASETS:
+        return (
+            f" It is published as a CycleGAN dataset (trainA/ trainB/ testA/ testB/: {cyclegan}) and as a "
+            f"pix2pix dataset (aligned A|B images in train/ val/ test/: {pix2pix})"
+        )
     if name in CYCLEGAN_DATASETS:
-        return f" It is a published CycleGAN dataset: bash scripts/download_cyclegan_dataset.sh {name}"
+        return f" It is a published CycleGAN dataset: {cyclegan}"
+    if name in PIX2PIX_DATASETS:
+        return f" It is a published pix2pix dataset: {pix2pix}"
     if "2" in name:
         a, _, b = name.partition("2")
         for candidate in {
