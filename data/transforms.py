@@ -58,6 +58,11 @@ class Preprocess:
 
     def __call__(self, img: Image.Image, rng: random.Random) -> torch.Tensor:
         """PIL image -> CHW float tensor in [-1, 1]."""
+        return to_tensor(self.geometry(img, rng))
+
+    def geometry(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        """The resize, crop and flip alone, on the PIL image (datasets that convert the pixels
+        themselves, e.g. to Lab, take it from here)."""
         crop, flip = self.sample(img.width, img.height, rng)
         w, h = self.resized_size(img.width, img.height)
         if (w, h) != img.size:
@@ -74,7 +79,7 @@ class Preprocess:
             img = round_to_multiple(img, self.size_multiple)
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        return to_tensor(img)
+        return img
 
 
 def round_to_multiple(img: Image.Image, base: int) -> Image.Image:

@@ -1,0 +1,157 @@
+"""Colorization: the dataset (``--dataset_mode colorization``: RGB -> Lab as scikit-image computes it,
+after the crop and flip) and its options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import color
+
+from data import create_dataset
+from options import parse_options
+from tests.conftest import QUIET_CPU, picture
+from util.errors import UserError
+
+
+def colour_folder(folder: Path, count: int, size: int = 40, seed: int = 0) -> list[Path]:
+    """``count`` colourful pictures (smooth random colours; no symmetry a flip could hide behind)."""
+    return [picture(folder / f"{i:03d}.png", size, size, seed + i) for i in range(count)]
+
+
+def network_lab(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's items from an HWC uint8 crop: skimage's Lab to float32, L / 50 - 1, ab / 110."""
+    lab = torch.from_numpy(color.rgb2lab(rgb).astype(np.float32)).permute(2, 0, 1)
+    return lab[[0]] / 50.0 - 1.0, lab[[1, 2]] / 110.0
+
+
+def matches(item: dict, rgb: np.ndarray) -> bool:
+    light, ab = network_lab(rgb)
+    return torch.allclose(item["A"], light, rtol=0, atol=1e-6) and torch.allclose(item["B"], ab, rtol=0, atol=1e-6)
+
+
+def options(root: Path, *extra: str, is_train: bool = True):
+    quiet = QUIET_CPU if is_train else ["--num_threads", "0", "--gpu_ids", "-1"]
+    return parse_options(["--dataroot", str(root), "--dataset_mode", "colorization", *quiet, *extra], is_train)
+
+
+def test_hook_sets_l_to_ab(tmp_path: Path) -> None:
+    colour_folder(tmp_path / "train", 1)
+    opt = options(tmp_path, "--model", "cycle_gan")
+    assert (opt.input_nc, opt.output_nc, opt.direction) == (1, 2, "AtoB")
+    assert opt.defaults["input_nc"] == 1 and opt.defaults["output_nc"] == 2  # the hook's defaults, not flags
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--input_nc", "3"], "--input_nc 3"),
+        (["--output_nc", "3"], "--output_nc 3"),
+        (["--direction", "BtoA"], "--direction BtoA"),
+    ],
+)
+def test_conflicting_flags_are_one_line_errors(tmp_path: Path, capsys, flags: list[str], named: str) -> None:
+    colour_folder(tmp_path / "train", 1)
+    colour_folder(tmp_path / "test", 1)
+    for is_train in (True, False):
+        with pytest.raises(SystemExit) as exit_info:
+            options(tmp_path, *flags, is_train=is_train)
+        assert exit_info.value.code == 2
+        error = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert len(error) == 1
+        assert f"needs --input_nc 1 --output_nc 2 --direction AtoB, got {named}" in error[0]
+
+
+def test_items_are_skimage_lab_of_the_random_crop_and_flip(tmp_path: Path) -> None:
+    """Each training item is skimage's Lab (scaled) of one 32x32 crop of the 40x40 image, mirrored
+    or not: found by trying every crop and flip of the source pixels. Over items and epochs,
+    different crops and both flips occur, and the same (seed, epoch, index) gives the same item."""
+    paths = colour_folder(tmp_path / "train", 3)
+    opt = options(tmp_path, "--preprocess", "crop", "--crop_size", "32", "--seed", "3")
+    dataset = create_dataset(opt)
+    assert len(dataset) == 3
+    seen = set()
+    for epoch in range(4):
+        dataset.set_epoch(epoch)
+        for index in range(3):
+            item = dataset[index]
+            assert item["A"].shape == (1, 32, 32) and item["B"].shape == (2, 32, 32)
+            assert item["A"].dtype == item["B"].dtype == torch.float32
+            assert item["A_paths"] == item["B_paths"] == str(paths[index])
+            source = np.asarray(Image.open(paths[index]).convert("RGB"))
+            found = [
+                (x, y, flip)
+                for y in range(9)
+                for x in range(9)
+                for flip in (False, True)
+                if matches(item, crop_of(source, x, y, flip))
+            ]
+            assert len(found) == 1, (epoch, index, found)
+            seen.add(found[0])
+            assert torch.equal(item["A"], dataset[index]["A"])
+    assert len({(x, y) for x, y, _ in seen}) > 6 and {flip for *_, flip in seen} == {False, True}
+
+
+def crop_of(source: np.ndarray, x: int, y: int, flip: bool) -> np.ndarray:
+    crop = source[y : y + 32, x : x + 32]
+    return np.ascontiguousarray(crop[:, ::-1] if flip else crop)
+
+
+def test_resize_happens_on_the_rgb_pixels(tmp_path: Path) -> None:
+    """resize_and_crop: the 8-bit RGB image is resized (bicubic, as PIL) and cropped, then
+    converted, as in the reference; not the Lab values resized."""
+    path = colour_folder(tmp_path / "train", 1, size=50)[0]
+    opt = options(tmp_path, "--load_size", "36", "--crop_size", "32", "--no_flip")
+    item = create_dataset(opt)[0]
+    resized = np.asarray(Image.open(path).convert("RGB").resize((36, 36), Image.BICUBIC))
+    found = [(x, y) for y in range(5) for x in range(5) if matches(item, crop_of(resized, x, y, False))]
+    assert len(found) == 1
+
+
+def test_greyscale_and_rgba_sources_become_rgb_first(tmp_path: Path) -> None:
+    """A greyscale file is its grey repeated in R, G and B (so ab is near 0); an RGBA file is
+    composited on white (the project's decoder, util.image) before the conversion."""
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (32, 32, 4), dtype=np.uint8)
+    (tmp_path / "train").mkdir()
+    Image.fromarray(grey, "L").save(tmp_path / "train" / "a_grey.png")
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "train" / "b_rgba.png")
+    opt = options(tmp_path, "--preprocess", "none", "--no_flip")
+    dataset = create_dataset(opt)
+    grey_item, rgba_item = dataset[0], dataset[1]
+    assert matches(grey_item, np.repeat(grey[:, :, None], 3, axis=2))
+    assert grey_item["B"].abs().max() * 110 < 0.01  # |a|, |b| under 0.01
+    alpha = rgba[..., 3:].astype(np.float64) / 255
+    composited = rgba[..., :3] * alpha + 255 * (1 - alpha)
+    light, ab = network_lab(composited.round().astype(np.uint8))
+    # PIL composites in integers: a level off at most, well under 0.5 L or ab units
+    assert (rgba_item["A"] - light).abs().max() * 50 < 0.5
+    assert (rgba_item["B"] - ab).abs().max() * 110 < 1.0
+    assert not matches(rgba_item, rgba[..., :3])  # the alpha was not simply dropped
+
+
+def test_test_items_carry_the_true_colours(tmp_path: Path) -> None:
+    """test.py's dataset: <dataroot>/test (--phase test), the centre, no flip, each item with its
+    ground-truth ab channels as "B"."""
+    colour_folder(tmp_path / "train", 1)
+    paths = colour_folder(tmp_path / "test", 2, size=48, seed=10)
+    opt = options(tmp_path, "--crop_size", "32", "--preprocess", "crop", is_train=False)
+    dataset = create_dataset(opt, "test", "A")
+    assert dataset.folder == tmp_path / "test" and dataset.paths == paths
+    for index, path in enumerate(paths):
+        item = dataset[index]
+        source = np.asarray(Image.open(path).convert("RGB"))
+        assert matches(item, crop_of(source, 8, 8, False))
+
+
+def test_missing_or_empty_folders(tmp_path: Path) -> None:
+    colour_folder(tmp_path / "train", 1)
+    with pytest.raises(UserError, match=r"test does not exist: --dataset_mode colorization reads colour images"):
+        create_dataset(options(tmp_path, is_train=False), "test", "A")
+    (tmp_path / "test").mkdir()
+    with pytest.raises(UserError, match="no images found"):
+        create_dataset(options(tmp_path, is_train=False), "test", "A")
