@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from data import (  # noqa: F401  (registration)
+    aligned_dataset,
     colorization_dataset,
     content_style_dataset,
     single_dataset,

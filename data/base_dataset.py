@@ -100,6 +100,9 @@ class ImageFolderDataset(BaseDataset):
     # Whether an input appears once per style (items carrying ``style_paths`` of their own), so
     # test.py names each result after its style(s) too, not after its input alone.
     names_styles = False
+    # Whether each test item carries the true target of its translation under "B" (paired data:
+    # the aligned mode's right halves), which test.py saves next to the results and scores against.
+    ground_truth = False
 
     def __init__(self, opt: Options, folder: Path, channels: int, train: bool = False) -> None:
         super().__init__(opt)

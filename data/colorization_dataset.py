@@ -51,6 +51,8 @@ def lab_pair(rgb: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
 class ColorizationDataset(ImageFolderDataset):
     """Colour images of ``<dataroot>/<phase>/`` as Lab pairs (see the module's note)."""
 
+    ground_truth = True  # test items carry the true ab channels under "B"
+
     @classmethod
     def expected_layout(cls, phase: str) -> str:
         return f"{phase}/ (colour images)"
@@ -73,8 +75,10 @@ class ColorizationDataset(ImageFolderDataset):
 
     def __getitem__(self, index: int) -> dict:
         path = self.paths[index]
+        rng = sample_rng(self.seed, self.epoch, index)
         try:
-            rgb = self.preprocess.geometry(load_image(path, 3), sample_rng(self.seed, self.epoch, index))
+            image = load_image(path, 3)
+            rgb = self.preprocess.geometry(image, *self.preprocess.sample(image.width, image.height, rng))
         except ValueError as e:
             raise UserError(f"{path}: {e}") from None
         light, ab = lab_pair(rgb)

@@ -58,12 +58,16 @@ class Preprocess:
 
     def __call__(self, img: Image.Image, rng: random.Random) -> torch.Tensor:
         """PIL image -> CHW float tensor in [-1, 1]."""
-        return to_tensor(self.geometry(img, rng))
+        return self.apply(img, *self.sample(img.width, img.height, rng))
 
-    def geometry(self, img: Image.Image, rng: random.Random) -> Image.Image:
-        """The resize, crop and flip alone, on the PIL image (datasets that convert the pixels
-        themselves, e.g. to Lab, take it from here)."""
-        crop, flip = self.sample(img.width, img.height, rng)
+    def apply(self, img: Image.Image, crop: tuple[int, int] | None, flip: bool) -> torch.Tensor:
+        """PIL image -> CHW float tensor in [-1, 1] with given parameters (``sample``'s), so the
+        two halves of a paired image can share one draw."""
+        return to_tensor(self.geometry(img, crop, flip))
+
+    def geometry(self, img: Image.Image, crop: tuple[int, int] | None, flip: bool) -> Image.Image:
+        """``apply``'s resize, crop and flip alone, on the PIL image: for datasets that convert the
+        8-bit pixels themselves (colorization: to Lab)."""
         w, h = self.resized_size(img.width, img.height)
         if (w, h) != img.size:
             img = img.resize((w, h), Image.BICUBIC)

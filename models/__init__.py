@@ -15,6 +15,7 @@ from models import (  # noqa: F401  (registration)
     adain_model,
     cycle_gan_model,
     fast_style_model,
+    pix2pix_model,
     template_model,
     test_model,
 )

@@ -94,6 +94,12 @@ class BaseModel:
         """The label of ``inference``'s output that is the translation of side ``side``."""
         raise NotImplementedError
 
+    def ground_truth_label(self, side: str) -> str | None:
+        """The label of ``inference``'s output that is the ground truth of the translation, when
+        the test items carry it (paired data: ``data.base_dataset.ImageFolderDataset.ground_truth``);
+        the model decides how such an item becomes an image. None: the model never outputs one."""
+        return None
+
     def visuals(self) -> dict[str, torch.Tensor]:
         """Images of the last training step, for display."""
         return {}
