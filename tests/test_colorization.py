@@ -1,8 +1,11 @@
 """Colorization: the dataset (``--dataset_mode colorization``: RGB -> Lab as scikit-image computes it,
-after the crop and flip) and its options."""
+after the crop and flip) and its options; the model (``--model colorization``: pix2pix from L to ab,
+its images in RGB as scikit-image's lab2rgb gives them): training, exact resume, test.py."""
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +14,12 @@ import torch
 from PIL import Image
 from skimage import color
 
-from data import create_dataset
+import train
+from data import collate, create_dataset
+from engine.checkpoint import load_checkpoint
+from models import create_model
 from options import parse_options
-from tests.conftest import QUIET_CPU, picture
+from tests.conftest import QUIET_CPU, TINY, assert_same_state, picture
 from util.errors import UserError
 
 
@@ -155,3 +161,110 @@ def test_missing_or_empty_folders(tmp_path: Path) -> None:
     (tmp_path / "test").mkdir()
     with pytest.raises(UserError, match="no images found"):
         create_dataset(options(tmp_path, is_train=False), "test", "A")
+
+
+# ---- the model -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def colour_dataset(tmp_path: Path) -> Path:
+    """train/: 4 colourful 40x40 pictures; test/: 3 at 32x32 (the test-time size: no resize)."""
+    root = tmp_path / "colour"
+    colour_folder(root / "train", 4, size=40)
+    colour_folder(root / "test", 3, size=32, seed=20)
+    return root
+
+
+def train_args(root: Path, tmp_path: Path, name: str = "run") -> list[str]:
+    return [
+        "--dataroot",
+        str(root),
+        "--model",
+        "colorization",
+        "--name",
+        name,
+        "--checkpoints_dir",
+        str(tmp_path / "ck"),
+        *TINY,
+    ]
+
+
+def skimage_rgb(light: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """The reference's display of one (L / 50 - 1, ab / 110) pair: skimage.color.lab2rgb on
+    float64, in [-1, 1] here (CHW)."""
+    lab = torch.cat([(light.double() + 1) * 50, ab.double() * 110]).permute(1, 2, 0).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # negative z clipped: G's early outputs are often out of gamut
+        rgb = color.lab2rgb(lab)
+    return torch.from_numpy(rgb).permute(2, 0, 1) * 2 - 1
+
+
+def test_model_defaults_are_the_references(colour_dataset: Path, tmp_path: Path) -> None:
+    opt = parse_options(["--dataroot", str(colour_dataset), "--model", "colorization", *QUIET_CPU])
+    assert (opt.dataset_mode, opt.input_nc, opt.output_nc, opt.direction) == ("colorization", 1, 2, "AtoB")
+    assert (opt.netG, opt.norm, opt.gan_mode, opt.pool_size, opt.lambda_L1) == ("unet_256", "batch", "vanilla", 0, 100)
+    model = create_model(opt.replace(ngf=8, ndf=8), torch.device("cpu"))
+    assert model.nets["G"](torch.zeros(1, 1, 256, 256)).shape == (1, 2, 256, 256)
+    assert next(model.nets["D"].parameters()).shape[1] == 3  # D judges L and ab together
+
+
+def test_visuals_and_inference_are_rgb_as_skimage_converts_them(colour_dataset: Path) -> None:
+    """After a training step the visuals are real_A (the L input), real_B_rgb and fake_B_rgb in
+    RGB, equal to skimage's lab2rgb of (L, true ab) and (L, G(L)); at test time the same labels,
+    real_B_rgb only when the items carry the true ab."""
+    opt = parse_options(["--dataroot", str(colour_dataset), "--model", "colorization", *TINY, "--no_dropout"])
+    model = create_model(opt, torch.device("cpu"))
+    dataset = create_dataset(opt)
+    items = [dataset[0], dataset[1]]
+    batch = collate(items)
+    model.train()
+    model.train_step(batch)
+    shown = model.visuals()
+    assert list(shown) == ["real_A", "real_B_rgb", "fake_B_rgb"]
+    assert torch.equal(shown["real_A"], batch["A"])
+    for i in range(2):
+        expected = skimage_rgb(batch["A"][i], batch["B"][i]).float()
+        assert torch.allclose(shown["real_B_rgb"][i], expected, atol=1e-6)
+    assert shown["fake_B_rgb"].shape == (2, 3, 32, 32) and shown["fake_B_rgb"].dtype == torch.float32
+
+    test_set = create_dataset(opt.replace(is_train=False, phase="test"), "test", "A")
+    test_items = [test_set[0], test_set[1]]
+    images = torch.stack([item["A"] for item in test_items])
+    outputs = model.inference("A", images, items=test_items)
+    assert list(outputs) == ["real_A", "real_B_rgb", "fake_B_rgb"]
+    with torch.no_grad():
+        fake_ab = model.nets["G"](images)  # train mode, no dropout: the same output again
+    for i in range(2):
+        assert torch.allclose(outputs["fake_B_rgb"][i], skimage_rgb(images[i], fake_ab[i]).float(), atol=1e-5)
+        assert torch.allclose(outputs["real_B_rgb"][i], skimage_rgb(images[i], test_items[i]["B"]).float(), atol=1e-6)
+    assert list(model.inference("A", images)) == ["real_A", "fake_B_rgb"]  # no items: no ground truth
+    assert (model.translation_label("A"), model.ground_truth_label("A")) == ("fake_B_rgb", "real_B_rgb")
+
+
+def test_training_resumes_exactly(colour_dataset: Path, tmp_path: Path) -> None:
+    """Interrupted at iteration 2 (mid epoch 1 of 4 items) and resumed with --continue_train, the
+    run ends where the uninterrupted one does: networks (batch norm statistics included),
+    optimizers, schedules, random states, losses. Dropout on: its draws must resume too. (At a
+    log step: the losses logged are means since the last log line, a window a checkpoint does not
+    keep.)"""
+    common = ["--n_epochs", "1", "--n_epochs_decay", "1", "--seed", "5", "--max_iters", "6"]
+    assert train.main([*train_args(colour_dataset, tmp_path, "full"), *common]) == 0
+    split = train_args(colour_dataset, tmp_path, "split")
+    assert train.main([*split, *common[:-1], "2"]) == 0
+    assert load_checkpoint(tmp_path / "ck/split/latest.pth")["total_iters"] == 2
+    assert train.main([*split, "--continue_train", "--max_iters", "6"]) == 0
+    full = load_checkpoint(tmp_path / "ck/full/latest.pth")
+    again = load_checkpoint(tmp_path / "ck/split/latest.pth")
+    assert again["total_iters"] == full["total_iters"] == 6
+    assert set(full["nets"]) == {"G", "D"} and any("running_mean" in k for k in full["nets"]["G"])
+    for part in ("nets", "optimizers", "schedulers", "rng", "tracker"):
+        assert_same_state(full[part], again[part], part)
+    losses = {
+        name: [
+            r["losses"]
+            for r in map(json.loads, (tmp_path / "ck" / name / "loss_log.jsonl").read_text().splitlines())
+            if r["kind"] == "train"
+        ]
+        for name in ("full", "split")
+    }
+    assert losses["full"] == losses["split"] and set(losses["full"][0]) == {"G_GAN", "G_L1", "D_real", "D_fake"}
