@@ -4,13 +4,14 @@ the reference's model of the same name, on ``--dataset_mode colorization``)."""
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from models.base_model import MODELS
 from models.pix2pix_model import Pix2PixModel
 from util.color import lab_to_rgb_tensor, network_to_lab
+from util.errors import UserError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,6 +51,17 @@ class ColorizationModel(Pix2PixModel):
         Pix2PixModel.modify_options(parser, is_train)
         parser.set_defaults(dataset_mode="colorization")  # whose hook sets --input_nc 1 --output_nc 2
         return parser
+
+    @classmethod
+    def resolve_options(cls, values: dict[str, Any], is_train: bool) -> None:
+        """Its images are Lab split as L (input) and ab (output): other channel counts (another
+        ``--dataset_mode``'s data, say) cannot be shown or saved, so they are a one-line error."""
+        if (values["input_nc"], values["output_nc"]) != (1, 2):
+            raise UserError(
+                f"--model colorization maps the L channel to the ab channels (--input_nc 1 --output_nc 2), "
+                f"got --input_nc {values['input_nc']} --output_nc {values['output_nc']}"
+                f" (--dataset_mode {values['dataset_mode']})"
+            )
 
     @staticmethod
     def to_rgb(images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -208,6 +208,14 @@ def test_model_defaults_are_the_references(colour_dataset: Path, tmp_path: Path)
     assert next(model.nets["D"].parameters()).shape[1] == 3  # D judges L and ab together
 
 
+def test_model_refuses_data_that_is_not_l_and_ab(colour_dataset: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(["--dataroot", str(colour_dataset), "--model", "colorization", "--dataset_mode", "aligned"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert "(--input_nc 1 --output_nc 2), got --input_nc 3 --output_nc 3 (--dataset_mode aligned)" in error
+
+
 def test_visuals_and_inference_are_rgb_as_skimage_converts_them(colour_dataset: Path) -> None:
     """After a training step the visuals are real_A (the L input), real_B_rgb and fake_B_rgb in
     RGB, equal to skimage's lab2rgb of (L, true ab) and (L, G(L)); at test time the same labels,
