@@ -4,13 +4,15 @@
     python test.py --dataroot ./datasets/horse2zebra --name h2z --epoch 50      # another checkpoint
     python test.py --dataroot ./datasets/horse2zebra --name h2z --epoch all --metrics fid,kid
     python test.py --dataroot ./imgs --name horse2zebra_pretrained --model test --no_dropout
+    python test.py --dataroot ./datasets/facades --name facades --model pix2pix --direction BtoA
 
 Every image is translated (``--num_test`` limits it). Results go to
 ``results/<name>/<phase>_<epoch>/images/<stem>_<label>.png`` with an ``index.html``. The
 trained run's architecture is read from ``checkpoints/<name>/opt.yaml``, so the flags used
 for training need not be repeated. When the dataset has ground truth (``<phase>A_gt/``: the
-true B image of each ``<phase>A`` image, as the demo dataset has), L1, PSNR and SSIM of the
-translations are reported and written to ``metrics.json``; ``--metrics`` adds FID/KID against
+true B image of each ``<phase>A`` image, as the demo dataset has; or paired data, whose test items
+carry their own, such as the B halves of ``--dataset_mode aligned``, saved as ``<stem>_real_B.png``),
+L1, PSNR and SSIM of the translations are reported and written to ``metrics.json``; ``--metrics`` adds FID/KID against
 the real images of the target domain, per direction, or for a style model content_loss/style_loss
 against each output's content and style images (on VGG-19: ``--vgg_weights``, by default the
 training run's).

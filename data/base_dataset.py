@@ -37,6 +37,10 @@ class BaseDataset(torch.utils.data.Dataset):
     # The spec generic code reads (``DATASETS.spec(mode)`` is the class): whether train.py may
     # use it, and what its folder holds (for the error when --dataroot is missing).
     trainable: bool = True
+    # Whether each test item carries the true target of its translation under "B" (paired data:
+    # the aligned mode's other halves); the model turns it into an image (``ground_truth_label``),
+    # which test.py saves next to the results and scores the translation against.
+    ground_truth: bool = False
 
     @classmethod
     def expected_layout(cls, phase: str) -> str:
@@ -100,9 +104,6 @@ class ImageFolderDataset(BaseDataset):
     # Whether an input appears once per style (items carrying ``style_paths`` of their own), so
     # test.py names each result after its style(s) too, not after its input alone.
     names_styles = False
-    # Whether each test item carries the true target of its translation under "B" (paired data:
-    # the aligned mode's right halves), which test.py saves next to the results and scores against.
-    ground_truth = False
 
     def __init__(self, opt: Options, folder: Path, channels: int, train: bool = False) -> None:
         super().__init__(opt)

@@ -5,8 +5,11 @@ For each test side of the model (``<phase>A/`` and ``<phase>B/``, swapped by ``-
 
 - every image is translated at the test-time size and saved as ``images/<stem>_<label>.png``,
   with an ``index.html`` of all of them;
-- with ground truth (``<phase>A_gt/``: the true B image of each ``<phase>A`` image) L1/PSNR/SSIM of
-  the translation and of the untouched input are reported;
+- with ground truth, L1/PSNR/SSIM of the translation and of the untouched input are reported. The
+  ground truth is carried by the test items themselves (paired data, e.g. the B half of an
+  aligned A | B image: the model outputs it under ``model.ground_truth_label(side)``, saved as
+  ``<stem>_real_B.png``), or found in a folder next to the inputs (``<phase>A_gt/``: the true B
+  image of each ``<phase>A`` image, saved as ``<stem>_gt_B.png``);
 - with ``--metrics``, per direction (``AtoB``, ``BtoA``, named after the dataset's folders):
   FID/KID of the translations against the real images of the target domain (``--fid_real``),
   computed by ``metrics.evaluate_dirs`` with one Inception network per process and the real
@@ -264,9 +267,16 @@ class MetricScorer:
         if self.unpaired:
             for side in model.test_sides:
                 real_folders(opt, side)
-        if self.paired and not any(gt_folder_of(folder).is_dir() for folder in sources):
+        carried = any(
+            dataset.ground_truth and model.ground_truth_label(side) is not None
+            for side, dataset in zip(model.test_sides, datasets, strict=True)
+        )
+        if self.paired and not carried and not any(gt_folder_of(folder).is_dir() for folder in sources):
             wanted = " or ".join(f"{gt_folder_of(folder).name}/" for folder in sources)
-            raise UserError(f"--metrics {','.join(self.paired)} need ground truth: no {wanted} in {opt.dataroot}")
+            raise UserError(
+                f"--metrics {','.join(self.paired)} need ground truth: no {wanted} in {opt.dataroot}, and the test "
+                f"items of --dataset_mode {opt.dataset_mode} carry none (paired data: --dataset_mode aligned)"
+            )
 
     def score(
         self, images_dir: Path, label: str, real_dirs: list[Path], pairs: list[tuple[Path, Path]] | None
@@ -353,25 +363,32 @@ def translate_and_score(
         gt_folder = gt_folder_of(folder)
         translated_label = model.translation_label(side)
         gt_label = translated_label.replace("fake", "gt") if "fake" in translated_label else f"{translated_label}_gt"
+        carried_label = model.ground_truth_label(side) if dataset.ground_truth else None
         page.add_header(f"{folder} ({min(len(dataset), opt.num_test)} images)")
         style = scorer.style_scorer() if scorer is not None and scorer.style else None
         rows = translate_folder(model, side, dataset, opt, out_dir, style)
         compared: dict[str, list[tuple[Path, Path]]] = {}  # label -> (result file, ground-truth file)
+        truth_source = str(gt_folder)
         for row in rows:
             stem, files = row.stem, row.files
-            gt_path = out_dir / "images" / f"{stem}_{gt_label}.png"
-            gt_file = save_ground_truth(gt_folder, row.relative, dataset, gt_path, opt.aspect_ratio)
+            if carried_label is not None and carried_label in files:  # the item's own, saved with the outputs
+                gt_file = files[carried_label]
+                truth_source = f"{carried_label}: the ground truth each item of {folder} carries"
+            else:
+                gt_path = out_dir / "images" / f"{stem}_{gt_label}.png"
+                gt_file = save_ground_truth(gt_folder, row.relative, dataset, gt_path, opt.aspect_ratio)
+                if gt_file is not None:
+                    files[gt_label] = gt_file
             if gt_file is not None:
                 input_label = next(iter(files))  # the do-nothing baseline
                 for label in (translated_label, input_label):
                     compared.setdefault(label, []).append((files[label], gt_file))
-                files[gt_label] = gt_file
             items = [(f"{stem}_{label}", str(path.relative_to(out_dir))) for label, path in files.items()]
             page.add_images(items, width=opt.display_winsize)
         result: dict = {}
         if compared:
             scores = {label: score_pairs(pairs, ["l1", "psnr", "ssim"]) for label, pairs in compared.items()}
-            result = {"images": len(compared[translated_label]), "ground_truth": str(gt_folder), **scores}
+            result = {"images": len(compared[translated_label]), "ground_truth": truth_source, **scores}
         if scorer is not None:
             result["metrics"] = score_side(scorer, opt, side, out_dir / "images", rows, translated_label, compared)
         if result:
