@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 from skimage import color
 
+import test as test_script
 import train
-from data import collate, create_dataset
+from data import DATASETS, collate, create_dataset
 from engine.checkpoint import load_checkpoint
 from models import create_model
 from options import parse_options
@@ -152,6 +153,9 @@ def test_test_items_carry_the_true_colours(tmp_path: Path) -> None:
         item = dataset[index]
         source = np.asarray(Image.open(path).convert("RGB"))
         assert matches(item, crop_of(source, 8, 8, False))
+    # FID/KID's real images of the colourised: the colour images themselves
+    real = DATASETS.spec("colorization").real_folders(opt, "A", ["test", "train"])
+    assert real == [tmp_path / "test", tmp_path / "train"]
 
 
 def test_missing_or_empty_folders(tmp_path: Path) -> None:
@@ -276,3 +280,59 @@ def test_training_resumes_exactly(colour_dataset: Path, tmp_path: Path) -> None:
         for name in ("full", "split")
     }
     assert losses["full"] == losses["split"] and set(losses["full"][0]) == {"G_GAN", "G_L1", "D_real", "D_fake"}
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+def test_test_py_writes_rgb_results_and_scores_them_against_the_true_colours(
+    colour_dataset: Path, tmp_path: Path
+) -> None:
+    """test.py on a colorization run: for every test image, real_A is its L channel as grey,
+    real_B_rgb is the image itself (the Lab round trip is within 3.1e-4 of a level, measured, so
+    8-bit rounding gives every pixel back), fake_B_rgb is skimage's lab2rgb of (L, G(L)) and has
+    colour; the paired metrics compare fake_B_rgb with real_B_rgb, with the values the files give."""
+    sources = sorted((colour_dataset / "test").iterdir())
+    for path in sources:  # colourful test images, or real_B_rgb == source would prove little
+        rgb = read_rgb(path)
+        assert (rgb.max(2) - rgb.min(2)).mean() > 40
+    args = [*train_args(colour_dataset, tmp_path), "--no_dropout", "--seed", "2"]
+    assert train.main([*args, "--n_epochs", "1", "--n_epochs_decay", "0"]) == 0
+    test_args = ["--dataroot", str(colour_dataset), "--name", "run", "--checkpoints_dir", str(tmp_path / "ck")]
+    test_args += ["--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1", "--num_threads", "0"]
+    assert test_script.main([*test_args, "--metrics", "l1,psnr,ssim"]) == 0
+    out = tmp_path / "res" / "run" / "test_latest"
+    images = out / "images"
+    assert sorted(p.name for p in images.iterdir()) == sorted(
+        f"{path.stem}_{label}.png" for path in sources for label in ("real_A", "real_B_rgb", "fake_B_rgb")
+    )
+
+    opt = parse_options(test_args, is_train=False)
+    model = create_model(opt, torch.device("cpu"))
+    model.load_networks(load_checkpoint(tmp_path / "ck/run/latest.pth")["nets"], "latest")
+    model.train()  # as test.py (no --eval): batch norm on the image's own statistics
+    test_set = create_dataset(opt, "test", "A")
+    pairs = []
+    for index, path in enumerate(sources):
+        source = read_rgb(path)
+        real_B = read_rgb(images / f"{path.stem}_real_B_rgb.png")
+        assert np.array_equal(real_B, source), path.name
+        light = color.rgb2lab(source.astype(np.uint8))[..., 0]
+        grey = read_rgb(images / f"{path.stem}_real_A.png")
+        assert np.abs(grey - np.round(light * 2.55)[..., None]).max() <= 1  # L / 50 - 1 shown as [-1, 1]
+        with torch.no_grad():
+            fake_ab = model.nets["G"](test_set[index]["A"][None])[0]
+        expected = np.round((skimage_rgb(test_set[index]["A"], fake_ab).numpy().transpose(1, 2, 0) + 1) * 127.5)
+        fake = read_rgb(images / f"{path.stem}_fake_B_rgb.png")
+        assert np.abs(fake - expected).max() <= 1, path.name
+        assert (fake.max(2) - fake.min(2)).mean() > 5  # it has colour: not the grey of real_A
+        pairs.append((fake / 255.0, source / 255.0))
+
+    report = json.loads((out / "metrics.json").read_text())
+    values = report["A"]["metrics"]["values"]
+    l1 = np.mean([np.abs(f - s).mean() for f, s in pairs])
+    psnr = np.mean([10 * np.log10(1 / ((f - s) ** 2).mean()) for f, s in pairs])
+    assert values["l1"] == pytest.approx(l1, abs=1e-6) and values["psnr"] == pytest.approx(psnr, abs=1e-4)
+    assert 0 < values["ssim"] < 1
+    assert report["A"]["fake_B_rgb"]["l1"] == pytest.approx(l1, abs=1e-6)  # the ground-truth table too
