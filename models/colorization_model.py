@@ -21,7 +21,8 @@ def lab_as_rgb(light: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Network tensors (L / 50 - 1, ab / 110) -> an RGB image in [-1, 1], float32, on their device.
 
     The conversion is the reference's ``skimage.color.lab2rgb`` on float64 (out-of-gamut colours
-    clipped as it clips them), so a displayed or saved image is the reference's to 8-bit rounding.
+    clipped as it clips them), so a displayed or saved image is the reference's up to the 8-bit
+    step (saved files round to the nearest level; the reference truncates).
     float64 runs wherever the tensors are, except on Apple's MPS, which has none: there the CPU."""
     device = light.device
     compute = torch.device("cpu") if device.type == "mps" else device
