@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from data import (  # noqa: F401  (registration)
     aligned_dataset,
+    colorization_dataset,
     content_style_dataset,
     single_dataset,
     style_dataset,

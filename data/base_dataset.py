@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch.utils.data
 
@@ -55,6 +55,12 @@ class BaseDataset(torch.utils.data.Dataset):
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add dataset-specific options or change defaults (between code defaults and YAML)."""
         return parser
+
+    @classmethod
+    def resolve_options(cls, values: dict[str, Any], is_train: bool) -> None:
+        """Check (and fill in derived) option values in place, as a model's ``resolve_options``:
+        ``options.resolve`` calls it for the ``--dataset_mode`` in effect, so a value the data
+        cannot serve is a one-line error before anything runs. Most datasets have none."""
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -63,6 +63,11 @@ class Preprocess:
     def apply(self, img: Image.Image, crop: tuple[int, int] | None, flip: bool) -> torch.Tensor:
         """PIL image -> CHW float tensor in [-1, 1] with given parameters (``sample``'s), so the
         two halves of a paired image can share one draw."""
+        return to_tensor(self.geometry(img, crop, flip))
+
+    def geometry(self, img: Image.Image, crop: tuple[int, int] | None, flip: bool) -> Image.Image:
+        """``apply``'s resize, crop and flip alone, on the PIL image: for datasets that convert the
+        8-bit pixels themselves (colorization: to Lab)."""
         w, h = self.resized_size(img.width, img.height)
         if (w, h) != img.size:
             img = img.resize((w, h), Image.BICUBIC)
@@ -78,7 +83,7 @@ class Preprocess:
             img = round_to_multiple(img, self.size_multiple)
         if flip:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
-        return to_tensor(img)
+        return img
 
 
 def round_to_multiple(img: Image.Image, base: int) -> Image.Image:

@@ -33,6 +33,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         values["seed"] = secrets.randbelow(2**31)
     values["epoch"] = checkpoint_tag(values["epoch"], values["load_iter"], "epoch" in explicit)
     MODELS.get(values["model"]).resolve_options(values, is_train)  # its own derived values
+    DATASETS.get(values["dataset_mode"]).resolve_options(values, is_train)  # and the data's
     gpus = gpu_ids(values["gpu_ids"])  # validate early
     if is_train:
         check_processes(values["nproc_per_node"], values["gpu_ids"], len(gpus))
