@@ -20,6 +20,7 @@ import yaml
 
 from data import DATASETS
 from models import MODELS
+from options.legacy import classic_flag_problem
 from options.resolve import format_suffix, resolve, test_load_size
 from options.schema import add_base_options, add_test_options, add_train_options
 from util.errors import UserError
@@ -189,6 +190,9 @@ def _cli_keys(argv: Sequence[str], is_train: bool, model: str, dataset_mode: str
     probe, _ = build_parser(is_train, model, dataset_mode, prog)
     for action in probe._actions:
         action.default = argparse.SUPPRESS
+    # a hook's set_defaults also lands in the parser's own defaults, which argparse adds to the
+    # result: without this, every value a model or dataset hook sets would count as given
+    probe._defaults.clear()
     return set(vars(probe.parse_args(argv)))
 
 
@@ -271,6 +275,8 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
     argv = list(sys.argv[1:] if argv is None else argv)
     peeked = _peek(argv)
     base = _base_parser(is_train, prog)  # for YAML errors and the default model
+    if (problem := classic_flag_problem(argv)) is not None:
+        base.error(problem)
     yaml_values: dict[str, Any] = {}
     if getattr(peeked, "config", None):
         yaml_values = _load_yaml(peeked.config, base)

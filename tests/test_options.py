@@ -42,6 +42,9 @@ def test_precedence_code_hook_yaml_cli(tiny_dataset: Path, tmp_path: Path) -> No
     assert plain.lr == 0.0002 and plain.n_epochs == 100  # code defaults
     assert plain.no_dropout is True  # the cycle_gan hook changes the code default (False)
     assert plain.defaults["no_dropout"] is True
+    assert "no_dropout" not in plain.explicit  # a hook's value is a default, not given
+    pix2pix = parse_options(["--dataroot", root, "--model", "pix2pix"])
+    assert {"norm", "netG", "dataset_mode", "gan_mode", "pool_size"}.isdisjoint(pix2pix.explicit)
 
     config = write_yaml(tmp_path / "c.yaml", {"lr": 0.001, "n_epochs": 7, "no_dropout": False, "ngf": 16})
     from_yaml = parse_options(["--dataroot", root, "--config", str(config)])
