@@ -9,9 +9,5 @@
 # Resumable (run it again after an interruption), checked, atomic: see scripts/download.py.
 # Exit status: 0 done or nothing to do, 1 failed, 2 usage error.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-python="${PYTHON:-}"
-if [ -z "$python" ]; then
-  if [ -x "$here/../.venv/bin/python" ]; then python="$here/../.venv/bin/python"; else python=python3; fi
-fi
-exec "$python" "$here/download.py" cyclegan_model "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/find_python.sh"
+exec "$python" "$repo/scripts/download.py" cyclegan_model "$@"

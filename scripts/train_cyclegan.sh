@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# CycleGAN on maps (bash ./datasets/download_cyclegan_dataset.sh maps first).
+# The reference's example command, unchanged; flags given to this script are added at the end
+# (e.g. --gpu_ids -1, --max_iters 10). Run from the folder that holds datasets/ and checkpoints/.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/find_python.sh"
+set -x
+"$python" "$repo/train.py" --dataroot ./datasets/maps --name maps_cyclegan --model cycle_gan --pool_size 50 --no_dropout "$@"
