@@ -81,12 +81,21 @@ class LossTracker:
         return dict(zip(self.names, values, strict=True))
 
     def state_dict(self) -> dict:
-        """The epoch's running sums, so a resumed run's epoch means match an uninterrupted run."""
-        return {"epoch_sums": self.epoch_sums.cpu(), "epoch_count": self.epoch_count}
+        """The running sums of the epoch and of the steps since the last log line, so a resumed
+        run's epoch means and its next logged means match an uninterrupted run's."""
+        return {
+            "epoch_sums": self.epoch_sums.cpu(),
+            "epoch_count": self.epoch_count,
+            "sums": self.sums.cpu(),
+            "count": self.count,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch_sums = state["epoch_sums"].to(self.device)
         self.epoch_count = state["epoch_count"]
+        # checkpoints written before the log window was saved: the window starts empty
+        self.sums = state["sums"].to(self.device) if "sums" in state else torch.zeros_like(self.epoch_sums)
+        self.count = state.get("count", 0)
 
     def epoch_mean(self) -> dict[str, float]:
         """Means over the epoch so far (over all ranks, so the LR schedule stays the same on

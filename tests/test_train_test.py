@@ -132,8 +132,10 @@ def test_save_then_load_gives_identical_outputs(tiny_dataset: Path, tmp_path: Pa
 
 def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
     # 3 items per epoch: iteration 4 is in the middle of epoch 2; the run ends mid epoch 3, during
-    # the learning-rate decay; a pool of 2 makes the pool's random draws matter.
-    common = ["--n_epochs", "2", "--n_epochs_decay", "2", "--pool_size", "2", "--seed", "3", "--max_iters", "8"]
+    # the learning-rate decay; a pool of 2 makes the pool's random draws matter. Losses are logged
+    # every 3 iterations, so the stop at 4 falls inside a logging window (the one logged at 6).
+    common = ["--n_epochs", "2", "--n_epochs_decay", "2", "--pool_size", "2", "--seed", "3", "--print_freq", "3"]
+    common += ["--max_iters", "8"]
     assert train.main([*run_args(tiny_dataset, tmp_path, "full"), *common]) == 0
     split = run_args(tiny_dataset, tmp_path, "split")
     assert train.main([*split, *common[:-1], "4"]) == 0
@@ -142,7 +144,7 @@ def test_resume_is_exact(tiny_dataset: Path, tmp_path: Path) -> None:
     # data loading in a worker process this time: augmentation must not depend on it
     i = split.index("--num_threads")
     resumed = [*split[:i], "--num_threads", "1", *split[i + 2 :]]
-    assert train.main([*resumed, "--continue_train", "--max_iters", "8"]) == 0
+    assert train.main([*resumed, "--print_freq", "3", "--continue_train", "--max_iters", "8"]) == 0
 
     full = load_checkpoint(tmp_path / "ck/full/latest.pth")
     again = load_checkpoint(tmp_path / "ck/split/latest.pth")
