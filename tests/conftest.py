@@ -122,6 +122,16 @@ def reference_fixtures() -> Path:
     return REFERENCE_FIXTURES
 
 
+@pytest.fixture
+def server() -> Iterator[object]:
+    """A real HTTP file server on 127.0.0.1 (``tests/http_server.py``), stopped after the test."""
+    from tests.http_server import FileServer
+
+    srv = FileServer().start()
+    yield srv
+    srv.stop()
+
+
 def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -11,12 +11,11 @@ import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.http_server import FileServer, Request
+from tests.http_server import Request
 from util.catalog import SOURCES
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -56,13 +55,6 @@ def make_tar_gz(files: dict[str, bytes], extra: tuple[tarfile.TarInfo, ...] = ()
         for info in extra:
             archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def server() -> Iterator[FileServer]:
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +33,6 @@ from models.networks import define_G
 from tests.conftest import REPO_ROOT, picture
 from tests.http_server import FileServer
 from util.device import seed_everything
-
-
-@pytest.fixture
-def server() -> Iterator[FileServer]:
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
 
 
 def shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -15,8 +15,6 @@ import json
 import shlex
 import subprocess
 import sys
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from PIL import Image
 
 from tests.conftest import REPO_ROOT, picture
 from tests.http_server import FileServer
+from tests.test_download import make_tar_gz, make_zip
 
 REPO = shlex.quote(str(REPO_ROOT))
 
@@ -150,39 +149,18 @@ def test_the_reference_example_scripts_train_and_test(workdir: Path) -> None:
         assert fake.mode == "RGB" and fake.size == (256, 256)
 
 
-@pytest.fixture
-def server() -> Iterator[FileServer]:
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_the_reference_dataset_script_paths_download(tmp_path: Path, server: FileServer) -> None:
     """``bash ./datasets/download_pix2pix_dataset.sh facades`` (the reference's path) downloads and
     unpacks like ``scripts/download_pix2pix_dataset.sh``; the CycleGAN one likewise."""
     png = io.BytesIO()
     Image.new("RGB", (8, 4), (10, 20, 30)).save(png, format="PNG")
-    server.files["facades.tar.gz"] = tar_gz({"facades/train/1.png": png.getvalue(), "facades/test/2.png": b"x"})
+    server.files["facades.tar.gz"] = make_tar_gz({"facades/train/1.png": png.getvalue(), "facades/test/2.png": b"x"})
     shell(f"bash {REPO}/datasets/download_pix2pix_dataset.sh facades", tmp_path, PIX2PIX_DATASETS_URL=server.url)
     assert (tmp_path / "datasets/facades/train/1.png").read_bytes() == png.getvalue()
     assert (tmp_path / "datasets/facades/test/2.png").read_bytes() == b"x"
 
-    import zipfile
-
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("mini/trainA/a.png", png.getvalue())
-    server.files["mini.zip"] = archive.getvalue()
+    make_zip(tmp_path / "mini.zip", {"mini/trainA/a.png": png.getvalue()})
+    server.files["mini.zip"] = (tmp_path / "mini.zip").read_bytes()
     shell(f"bash {REPO}/datasets/download_cyclegan_dataset.sh mini", tmp_path, CYCLEGAN_DATASETS_URL=server.url)
     assert (tmp_path / "datasets/mini/trainA/a.png").read_bytes() == png.getvalue()
     assert [r.path for r in server.requests] == ["facades.tar.gz", "mini.zip"]
