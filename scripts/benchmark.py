@@ -54,6 +54,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import resource
 import shlex
 import statistics
@@ -444,10 +445,12 @@ CLASSIC_FLAGS = {
 
 
 def flag_vocabulary(checkout: Path) -> dict[str, str]:
-    """``CLASSIC_FLAGS`` when the checkout's options still declare ``--niter``, else no renaming."""
+    """``CLASSIC_FLAGS`` when the checkout's options still declare ``--niter`` (an ``add_argument`` of
+    it: merely naming it, as options/legacy.py here does for its error message, does not count),
+    else no renaming."""
     options = checkout / "options"
     text = "".join(p.read_text(errors="replace") for p in sorted(options.glob("*.py"))) if options.is_dir() else ""
-    classic = any(f"{quote}--niter{quote}" in text for quote in ("'", '"'))
+    classic = re.search(r"add_argument\(\s*['\"]--niter['\"]", text) is not None
     return CLASSIC_FLAGS if classic else {}
 
 

@@ -119,3 +119,15 @@ def test_notes_estimate_applies_to_the_reference_architecture_only() -> None:
     assert math.isclose(benchmark.notes_flops(opt), 1.9e12 / 4 * 2)
     assert benchmark.notes_flops(SimpleNamespace(**{**vars(opt), "ngf": 32})) is None
     assert benchmark.notes_flops(SimpleNamespace(**{**vars(opt), "lambda_identity": 0.0})) is None
+
+
+def test_classic_flag_names_only_for_a_checkout_that_declares_them(tmp_path) -> None:
+    """A 2018 checkout declares ``--niter``; this one only names it (options/legacy.py's error)."""
+    from scripts import benchmark
+
+    assert benchmark.flag_vocabulary(REPO_ROOT) == {}
+    (tmp_path / "options").mkdir()
+    (tmp_path / "options/train_options.py").write_text(
+        "parser.add_argument('--niter', type=int, default=100, help='# of iter at starting learning rate')\n"
+    )
+    assert benchmark.flag_vocabulary(tmp_path)["--n_epochs"] == "--niter"
