@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 from models.base_model import MODELS, BaseModel, unwrap
@@ -70,6 +71,11 @@ class Pix2PixModel(BaseModel):
         self.optimizers["G"] = adam(self.nets["G"].parameters(), opt.lr, betas)
         self.optimizers["D"] = adam(self.nets["D"].parameters(), opt.lr, betas)
         self.setup_schedulers()
+        if opt.pool_size > 0 and "pool_size" in opt.explicit and not (dist.is_initialized() and dist.get_rank() > 0):
+            # the reference's pix2pix has no pool either; a flag carried over from a CycleGAN command
+            print(
+                f"note: pix2pix's D judges each step's own fakes (no image pool): --pool_size {opt.pool_size} is unused"
+            )
 
     # ---- training -----------------------------------------------------------------------
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -89,6 +89,16 @@ def test_options_follow_the_reference(aligned_root: Path) -> None:
     assert set(create_model(test_opt, CPU).nets) == {"G"}
 
 
+def test_a_pool_size_given_to_pix2pix_is_said_to_be_unused(aligned_root: Path, capsys) -> None:
+    base = ["--dataroot", str(aligned_root), "--model", "pix2pix", *TINY]
+    model = create_model(parse_options([*base, "--pool_size", "50"]), CPU)
+    assert model.pools == {}  # pix2pix has none, as the reference
+    note = "note: pix2pix's D judges each step's own fakes (no image pool): --pool_size 50 is unused"
+    assert note in capsys.readouterr().out.splitlines()
+    create_model(parse_options(base), CPU)  # the hook's default (0): nothing to say
+    assert "pool" not in capsys.readouterr().out
+
+
 def reference_step(G: nn.Module, D: nn.Module, real_A, real_B, lr: float, beta1: float, lambda_L1: float):
     """The reference's optimize_parameters, written out with plain torch: forward, D step, G step."""
     opt_G = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
