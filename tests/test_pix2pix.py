@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 import test as test_script
 import train
 from data import create_dataset
+from data.aligned_halves import extract_halves
 from data.base_dataset import DATASETS
 from engine.checkpoint import load_checkpoint, load_inference_checkpoint
 from metrics import evaluate_dirs, load_inception
@@ -478,6 +480,29 @@ def test_fid_real_halves_are_reused_until_the_source_changes(halves_root: Path, 
     assert third != second and sorted(folder_pixels(third)) == ["000", "002"]
     # only the live build folder is left: ours were renamed in, the killed one was cleared
     assert sorted(p.name for p in home.iterdir()) == [".live.y", third.parent.name]
+
+
+def extract_after(barrier, source: str, cache: str) -> str:
+    """One process's extraction, started with the others' (a pool worker: a module-level function)."""
+    barrier.wait()
+    return str(extract_halves(Path(source), "test", True, 3, cache))
+
+
+def test_concurrent_extractions_leave_one_complete_folder(tmp_path: Path, capsys) -> None:
+    """Two processes extract the same 20 files at once, so both build: one renames its build in,
+    the other finds that folder there when it renames its own and uses it (a loser that gave up
+    instead fails here: tried); no partial folder or temporary is left."""
+    write_aligned(tmp_path / "ab/test", 20, 64, 64, seed=15)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        job = (barrier, str(tmp_path / "ab/test"), str(tmp_path / "cache"))
+        folders = pool.starmap(extract_after, [job, job])
+    assert folders[0] == folders[1]
+    folder = Path(folders[0])
+    got, want = folder_pixels(folder), expected_halves(tmp_path / "ab/test", right=True)
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    assert [p.name for p in folder.parent.parent.iterdir()] == [folder.parent.name]
 
 
 def test_an_unwritable_metrics_cache_dir_is_a_one_line_error(halves_root: Path, tmp_path: Path) -> None:
