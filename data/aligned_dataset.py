@@ -4,39 +4,26 @@ Each file is one training pair: its left half is the A image, its right half the
 layout ``scripts/combine_A_and_B.py`` writes, and the one the reference's facades, maps,
 edges2shoes ... archives ship). Both halves go through one draw of the random resize/crop/flip, so
 the pair stays registered pixel for pixel.
+
+FID/KID (``real_folders``) compare the translations with the target halves of the files, cut out
+once into a folder under ``--metrics_cache_dir`` (``data.aligned_halves``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image
-
-from data.base_dataset import DATASETS, ImageFolderDataset
+from data.aligned_halves import as_channels, extract_halves, split_halves
+from data.base_dataset import DATASETS, OTHER, ImageFolderDataset, folder_letter
 from data.image_folder import load_image
 from data.transforms import sample_rng
 from util.errors import UserError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from options import Options
 
-
-def split_halves(ab: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """(left, right) halves of an A | B image, each ``w // 2`` wide. With an odd width the last
-    column is dropped (the reference gives it to the right half; equal halves keep one crop and one
-    resize valid for both)."""
-    w, h = ab.size
-    half = w // 2
-    if half < 1:
-        raise ValueError(f"is {w} pixel wide: an A | B image needs at least 2 columns")
-    return ab.crop((0, 0, half, h)), ab.crop((half, 0, 2 * half, h))
-
-
-def as_channels(img: Image.Image, channels: int) -> Image.Image:
-    """An RGB half as ``channels`` channels (1: greyscale, as ``util.image.load_image`` converts)."""
-    return img.convert("L") if channels == 1 else img
+__all__ = ["AlignedDataset", "as_channels", "split_halves"]  # the halving helpers live in data.aligned_halves
 
 
 @DATASETS.register("aligned")
@@ -73,10 +60,21 @@ class AlignedDataset(ImageFolderDataset):
 
     @classmethod
     def real_folders(cls, opt: Options, side: str, splits: list[str]) -> list[Path]:
-        raise UserError(
-            "--metrics fid/kid need a folder of real target images: --dataset_mode aligned keeps them as the halves "
-            "of A | B files; score the translations with --metrics l1,psnr,ssim (against each image's own B half)"
-        )
+        """For FID/KID: per split, a folder of the target halves of ``<dataroot>/<split>/``'s
+        files (the right halves when side ``side`` translates into B, the left ones into A; with
+        the channels the dataset gives them), extracted once under ``--metrics_cache_dir``
+        (``data.aligned_halves``)."""
+        if not opt.metrics_cache_dir:
+            raise UserError(
+                "--metrics fid/kid of --dataset_mode aligned extract the target halves of the A | B images into "
+                "--metrics_cache_dir: give it a folder"
+            )
+        target = OTHER[folder_letter(opt.direction, side)]
+        channels = opt.output_nc if side == "A" else opt.input_nc  # as __getitem__ gives "B" / "A"
+        return [
+            extract_halves(Path(opt.dataroot) / split, split, target == "B", channels, opt.metrics_cache_dir)
+            for split in splits
+        ]
 
     def __getitem__(self, index: int) -> dict:
         path = self.paths[index]

