@@ -71,7 +71,7 @@ from metrics import (
 from models import BaseModel
 from models.networks.perceptual import FeatureExtractor, default_weights_path, perceptual_backbone
 from options import Options, evaluation_options, metric_names
-from util.device import default_test_batch_size
+from util.device import default_test_batch_size, seed_everything
 from util.errors import UserError, one_line
 from util.fileio import atomic_write_text, file_sha256, flush_to_disk
 from util.html import HTMLPage
@@ -690,6 +690,7 @@ class TrainingEvaluator:
         try:
             with preserved_rng(model.device), preserved_buffers(model):
                 model.eval() if self.opt.eval else model.train()
+                seed_everything(self.opt.seed)  # as test.py does per checkpoint: the same dropout masks
                 with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:
                     title = f"{self.opt.name}: {self.opt.phase}, epoch {epoch} (during training)"
                     report = translate_and_score(model, self.opt, Path(tmp), self.scorer, title, durable=False)

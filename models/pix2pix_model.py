@@ -39,8 +39,9 @@ class Pix2PixModel(BaseModel):
     here), no image pool, ``--lambda_L1`` 100, Adam(lr, (beta1, 0.999)) for G and for D.
     ``--direction BtoA`` swaps the halves of the paired images (the dataset does it).
 
-    Subclassing: a paired model on other data (e.g. colorization, L -> ab) keeps this step and
-    overrides ``as_images`` to turn its tensors into displayable images.
+    Subclassing: a paired model on other data keeps this step and turns its tensors into
+    displayable images, either in ``as_images`` (called at every step) or, when that is costly,
+    only when images are asked for, as colorization (L -> ab) does in ``visuals``/``inference``.
     """
 
     loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")

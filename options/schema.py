@@ -167,11 +167,12 @@ def add_basic_options(parser: argparse.ArgumentParser) -> None:
     add(
         g,
         "--seed",
-        scope=(FIXED,),
+        scope=(FIXED, ARCHITECTURE),
         type=int,
         default=None,
-        help="random seed for initialisation, data order, augmentation and image pools "
-        "(default: drawn at random and recorded in opt.yaml)",
+        help="random seed for initialisation, data order, augmentation and image pools (default: drawn at random "
+        "and recorded in opt.yaml); test.py: the trained run's, so dropout in train mode (pix2pix) draws the same "
+        "masks every time and as --eval_freq did",
     )
     add(
         g,
