@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from util.errors import UserError
-from util.fileio import atomic_write
+from util.fileio import atomic_write, load_torch_file
 
 FORMAT_VERSION = 1
 
@@ -79,10 +79,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated file, not a torch file, pickled objects
-        raise UserError(f"cannot read checkpoint {path}: {str(e).strip().splitlines()[0]}") from None
+    state = load_torch_file(path, "checkpoint", map_location)  # truncated, not a torch file, pickled objects
     if not isinstance(state, dict) or "format_version" not in state:
         raise UserError(f"{path} is not a checkpoint of this project (no format_version)")
     if state["format_version"] > FORMAT_VERSION:
@@ -123,10 +120,7 @@ def load_reference_nets(run_dir: Path, tag: str, keys: list[str]) -> dict[str, d
         path = reference_net_file(run_dir, tag, key)
         if not path.is_file():
             raise UserError(f"no checkpoint {checkpoint_path(run_dir, tag)} and no reference file {path}")
-        try:
-            state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise UserError(f"cannot read {path}: {str(e).strip().splitlines()[0]}") from None
+        state_dict = load_torch_file(path)
         if not isinstance(state_dict, dict):
             raise UserError(f"{path} does not hold a state dict")
         nets[key] = state_dict

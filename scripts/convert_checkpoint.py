@@ -44,7 +44,7 @@ from models.base_model import unwrap  # noqa: E402
 from models.networks import reference_bias_free_keys  # noqa: E402
 from options import Options  # noqa: E402
 from util.errors import UserError  # noqa: E402
-from util.fileio import atomic_write  # noqa: E402
+from util.fileio import atomic_write, load_torch_file  # noqa: E402
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
 
@@ -56,10 +56,7 @@ def reference_files(src: Path, tag: str) -> dict[str, Path]:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # not a torch file, truncated, pickled objects
-        raise UserError(f"cannot read {path}: {str(e).strip().splitlines()[0]}") from None
+    state = load_torch_file(path)  # not a torch file, truncated, pickled objects: one line
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} is not a bare state dict (the reference's per-network file)")
     return dict(state)

@@ -77,3 +77,32 @@ def test_test_py_flushes_its_result_images_once_not_per_image(
     assert counted_syncs["sync"] == 1
     # what is still fsynced on its own: the HTML page (and metrics.json when there are scores)
     assert counted_syncs["fsync"] <= 2
+
+
+def test_unreadable_torch_files_get_a_one_line_reason(tmp_path: Path) -> None:
+    """A text file makes torch.load say "list index out of range" or "invalid load key": the
+    message says what the file is instead; a truncated torch file keeps torch's own first line."""
+    import torch
+
+    from util.errors import UserError
+    from util.fileio import load_torch_file
+
+    text = tmp_path / "passwd.pth"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(UserError) as info:
+        load_torch_file(text, "checkpoint")
+    assert str(info.value) == f"cannot read checkpoint {text}: not a file written by torch.save"
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError, match=r"empty.pth: it is empty$"):
+        load_torch_file(empty)
+    whole = tmp_path / "whole.pth"
+    torch.save({"w": torch.ones(3)}, whole)
+    assert torch.equal(load_torch_file(whole)["w"], torch.ones(3))
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(whole.read_bytes()[:100])
+    with pytest.raises(UserError) as info:
+        load_torch_file(cut)
+    message = str(info.value)
+    assert message.startswith(f"cannot read {cut}: ") and "\n" not in message
+    assert "not a file written by torch.save" not in message  # a torch file, cut short: torch's reason

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from util.errors import UserError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], fsync: bool = True) -> Path:
     """Call ``write(f)`` on a temporary file next to ``path``, fsync it, then rename over ``path``.
@@ -71,3 +73,23 @@ def name_hash_prefix(path: str | os.PathLike) -> str | None:
     fewer than 8 (too few to be a hash, e.g. the ``05`` of a date)."""
     tail = Path(path).stem.rsplit("-", 1)[-1]
     return tail.lower() if "-" in Path(path).stem and re.fullmatch(r"[0-9a-fA-F]{8,64}", tail) else None
+
+
+def load_torch_file(path: str | os.PathLike, what: str = "", map_location: object = "cpu") -> object:
+    """``torch.load(path, weights_only=True)``, or a one-line ``UserError`` saying why the file cannot
+    be read: not a torch.save file at all (a text file, an HTML page: torch's own message is then
+    unhelpful, e.g. "list index out of range"), or torch's first line (truncated, pickled objects).
+    ``what`` names the file in the message (e.g. "checkpoint")."""
+    import torch  # here: the download scripts import util without torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if not head.startswith(b"PK\x03\x04") and head[:1] != b"\x80":  # torch's zip format, or a legacy pickle
+            reason = "it is empty" if not head else "not a file written by torch.save"
+        else:
+            text = str(e).strip()
+            reason = text.splitlines()[0][:200] if text else type(e).__name__
+        raise UserError(f"cannot read {what + ' ' if what else ''}{path}: {reason}") from None
