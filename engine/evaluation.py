@@ -90,7 +90,12 @@ class CheckpointToTest:
 def checkpoints_to_test(run_dir: Path, epoch: str, keys: list[str]) -> Iterator[CheckpointToTest]:
     """The ``--epoch`` checkpoint; for ``all``, every ``<n>.pth`` (or the reference's ``<n>_net_*.pth``)
     in epoch order, then ``latest`` unless its networks equal the last epoch checkpoint's (they do at
-    the end of a finished run: ``latest`` is then not evaluated twice). Loaded one at a time."""
+    the end of a finished run: ``latest`` is then not evaluated twice). Loaded one at a time.
+    No ``keys`` (a model whose network is a file of its own, ``--model onnx``): nothing to load,
+    one pass under the ``--epoch`` tag."""
+    if not keys:
+        yield CheckpointToTest(epoch, None, InferenceCheckpoint({}, "no checkpoint (the model's own file)"))
+        return
     if epoch != "all":
         checkpoint = load_inference_checkpoint(run_dir, epoch, keys)
         yield CheckpointToTest(epoch, epochs_done(epoch, checkpoint, None), checkpoint)

@@ -16,6 +16,7 @@ from models import (  # noqa: F401  (registration)
     colorization_model,
     cycle_gan_model,
     fast_style_model,
+    onnx_model,
     pix2pix_model,
     template_model,
     test_model,
