@@ -29,16 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.checkpoint import load_inference_checkpoint, reference_net_file
-from engine.export import TOLERANCE, export_generator, parse_formats, pick_generator
+from engine.export import TOLERANCE, ExportMismatch, architecture, export_generator, parse_formats, pick_generator
 from models import create_model
 from models.base_model import unwrap
 from options import Options, parse_options
 from util.device import select_device
 from util.errors import UserError, one_line
-
-
-class MismatchError(Exception):
-    """An exported file disagrees with PyTorch: exit 1."""
 
 
 def own_parser() -> argparse.ArgumentParser:
@@ -78,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         formats = parse_formats(own.format)
         opt = run_options(rest)
         return export(opt, own.net, formats, own.out)
-    except MismatchError as e:
+    except ExportMismatch as e:
         print(f"export.py: error: {e}", file=sys.stderr)
         return 1
     except UserError as e:
@@ -100,17 +96,10 @@ def export(opt: Options, net_name: str | None, formats: list[str], out: str | No
         source = reference_net_file(run_dir, opt.epoch, model.checkpoint_key(name))
     input_nc = next(m for m in net.modules() if hasattr(m, "in_channels")).in_channels
     output_nc = [m for m in net.modules() if hasattr(m, "out_channels")][-1].out_channels
-    from engine.export import architecture
-
     info = architecture(opt, name, input_nc, output_nc, source)
     stem = Path(out or run_dir / "export") / f"{opt.name}_{name}"
     print(f"exporting {name} of {source} (eval mode: batch norm running statistics, dropout off)")
-    try:
-        results = export_generator(net, stem, formats, info["size_multiple"], input_nc, info)
-    except UserError as e:
-        if "differs from PyTorch" in str(e):
-            raise MismatchError(str(e)) from e
-        raise
+    results = export_generator(net, stem, formats, info["size_multiple"], input_nc, info)
     for r in results:
         print(
             f"{r.path}: {r.format}, exported in {r.seconds:.1f} s; max abs difference from PyTorch "

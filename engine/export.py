@@ -27,11 +27,15 @@ import torch.nn as nn
 
 from models.networks.generators import GENERATORS
 from util.errors import UserError
-from util.fileio import atomic_write, atomic_write_text, file_sha256
+from util.fileio import atomic_write_text, file_sha256
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 18
 TOLERANCE = 1e-4  # max abs difference from PyTorch an exported file may show
+
+
+class ExportMismatch(Exception):
+    """An exported file computes something else than the PyTorch network (export.py exits 1)."""
 
 
 @dataclass(frozen=True)
@@ -84,40 +88,34 @@ def check_size(size_multiple: int) -> tuple[int, int]:
 
 
 def export_onnx(net: nn.Module, path: Path, example: torch.Tensor) -> None:
-    """Write ``net`` as ONNX with dynamic batch, height and width (atomically: a temporary file
-    next to ``path`` renamed over it)."""
+    """Write ``net`` as ONNX with dynamic batch, height and width to ``path``."""
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter translates through it)
     except ImportError as e:
         raise UserError("ONNX export needs the 'onnx' and 'onnxscript' packages: pip install onnx onnxscript") from e
     dim = torch.export.Dim.DYNAMIC
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        program = torch.onnx.export(
-            net,
-            (example,),
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_shapes={"x": {0: dim, 2: dim, 3: dim}},
-            opset_version=OPSET,
-            dynamo=True,
-            verbose=False,
-        )
-        program.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    program = torch.onnx.export(
+        net,
+        (example,),
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_shapes={"x": {0: dim, 2: dim, 3: dim}},
+        opset_version=OPSET,
+        dynamo=True,
+        verbose=False,
+    )
+    program.save(str(path))
 
 
 def export_torchscript(net: nn.Module, path: Path, example: torch.Tensor) -> None:
-    """Write ``net`` traced to TorchScript (atomically). Tracing records the convolutions, not the
+    """Write ``net`` traced to TorchScript to ``path``. Tracing records the convolutions, not the
     example's size, so the file takes other sizes (checked after writing)."""
     with warnings.catch_warnings():  # torch 2.14 marks torch.jit deprecated; it is still the portable format
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(net, example, check_trace=False)
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    path.write_bytes(buffer.getvalue())
 
 
 def run_onnx(path: Path, images: torch.Tensor) -> torch.Tensor:
@@ -141,7 +139,7 @@ def verify(fmt: str, path: Path, net: nn.Module, images: torch.Tensor) -> float:
         expected = net(images)
     got = run_onnx(path, images) if fmt == "onnx" else run_torchscript(path, images)
     if got.shape != expected.shape:
-        raise UserError(
+        raise ExportMismatch(
             f"{path}: output shape {tuple(got.shape)} for input {tuple(images.shape)}, expected {tuple(expected.shape)}"
         )
     return (got - expected).abs().max().item()
@@ -196,15 +194,23 @@ def export_generator(
     results = []
     for fmt in formats:
         path = stem.with_suffix(".onnx" if fmt == "onnx" else ".pt")
-        start = time.perf_counter()
-        (export_onnx if fmt == "onnx" else export_torchscript)(net, path, example)
-        seconds = time.perf_counter() - start
-        diff = verify(fmt, path, net, check)
+        # written next to its place and renamed only once it matches PyTorch: a reader never sees a
+        # partial file, and a file that fails the check never replaces a good one
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+        try:
+            start = time.perf_counter()
+            (export_onnx if fmt == "onnx" else export_torchscript)(net, tmp, example)
+            seconds = time.perf_counter() - start
+            diff = verify(fmt, tmp, net, check)
+            if not diff <= TOLERANCE:
+                shape = tuple(check.shape)
+                raise ExportMismatch(
+                    f"{path} differs from PyTorch by {diff:.3g} (> {TOLERANCE:g}) on a {shape} input: not written"
+                )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         results.append(Exported(fmt, path, seconds, diff, tuple(check.shape)))
-        if not diff <= TOLERANCE:
-            raise UserError(
-                f"{path} differs from PyTorch by {diff:.3g} (> {TOLERANCE:g}) on a {tuple(check.shape)} input"
-            )
     info = {**info, "trace_size": [side, side], "files": {r.format: r.path.name for r in results}}
     atomic_write_text(stem.with_suffix(".json"), json.dumps(info, indent=2) + "\n")
     return results

@@ -228,3 +228,22 @@ def test_bad_inputs_are_one_line(cyclegan_run: Path, tmp_path: Path, capsys) -> 
     assert "give one or more of onnx, torchscript" in error(
         "--name", "cg", "--checkpoints_dir", ck, "--format", "tflite"
     )
+
+
+def test_a_file_that_differs_from_pytorch_fails_the_export(
+    cyclegan_run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The check after writing is real: with no tolerance at all, ONNX's float rounding (~1e-6,
+    see the test above) fails it with exit 1 and one line."""
+    import engine.export
+
+    monkeypatch.setattr(engine.export, "TOLERANCE", 0.0)
+    capsys.readouterr()
+    args = ["--name", "cg", "--checkpoints_dir", str(cyclegan_run / "ck"), "--format", "onnx", "--out", str(tmp_path)]
+    assert export.main(args) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"export.py: error: {tmp_path / 'cg_G_A.onnx'} differs from PyTorch by "
+    )
+    assert lines[0].endswith("on a (2, 3, 44, 48) input: not written")
+    assert list(tmp_path.iterdir()) == []  # neither the failed file nor a temporary one is left
