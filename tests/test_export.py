@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,15 @@ def test_a_file_that_differs_from_pytorch_fails_the_export(
     )
     assert lines[0].endswith("on a (2, 3, 44, 48) input: not written")
     assert list(tmp_path.iterdir()) == []  # neither the failed file nor a temporary one is left
+
+
+def test_without_onnxruntime_the_onnx_model_names_the_package(cyclegan_run: Path, capsys, monkeypatch) -> None:
+    """onnxruntime is optional at run time (requirements-dev.txt): its absence is one line naming it."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    onnx_file = cyclegan_run / "ck" / "cg" / "export" / "cg_G_A.onnx"
+    args = ["--model", "onnx", "--onnx_model", str(onnx_file), "--dataroot", str(cyclegan_run / "data" / "testA")]
+    capsys.readouterr()
+    assert test_script.main([*args, "--name", "x", "--results_dir", str(cyclegan_run / "res_x"), *CPU]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["test.py: error: --model onnx needs onnxruntime: pip install onnxruntime"]
+    assert not (cyclegan_run / "res_x").exists()
