@@ -68,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if any(a in ("-h", "--help") for a in argv):
             own_parser().print_help()
-            print("\nand test.py's options for the run's architecture (python test.py --help)")
+            print(
+                "\nthe run: --name RUN (required), --checkpoints_dir (./checkpoints), --epoch (latest); the "
+                "architecture comes from its opt.yaml, or test.py's flags (--model, --netG, --ngf, --norm, ...)"
+            )
             return 0
         own, rest = own_parser().parse_known_args(argv)
         formats = parse_formats(own.format)
