@@ -171,12 +171,20 @@ def test_train_resume_is_exact(unpaired: Path, tmp_path: Path, mode: str) -> Non
         assert_same_state(full[part], again[part], part)
 
 
-def test_test_py_translates_testA_and_scores(tmp_path: Path) -> None:
+@pytest.mark.parametrize("no_antialias", [False, True])
+def test_test_py_translates_testA_and_scores(tmp_path: Path, no_antialias: bool) -> None:
+    """test.py on a CUT run: only A -> B, the saved translation is the trained G's, and with
+    testA_gt/ it scores. A run trained with --no_antialias is rebuilt so by test.py from opt.yaml
+    (no flag needed): its checkpoint loads strictly into the plain-downsampling layout."""
     from scripts.make_demo_dataset import make_dataset
 
     root = tmp_path / "demo"
     make_dataset(root, seed=0, size=32, n_train=2, n_test=2, force=False)
-    assert train.main([*cut_args(root, tmp_path, "d"), "--max_iters", "2", "--seed", "0", "--load_size", "32"]) == 0
+    extra = ["--no_antialias"] if no_antialias else []
+    assert (
+        train.main([*cut_args(root, tmp_path, "d"), "--max_iters", "2", "--seed", "0", "--load_size", "32", *extra])
+        == 0
+    )
     results = tmp_path / "res"
     args = ["--dataroot", str(root), "--name", "d", "--checkpoints_dir", str(tmp_path / "ck"), "--model", "cut",
             "--results_dir", str(results), "--num_threads", "0", "--gpu_ids", "-1", "--metrics", "l1"]  # fmt: skip
@@ -188,7 +196,7 @@ def test_test_py_translates_testA_and_scores(tmp_path: Path) -> None:
     assert sum(name.endswith("_fake_B.png") for name in images) == len(list((root / "testA").iterdir()))
     # the saved translation is the trained G's output on the saved input
     state = load_checkpoint(tmp_path / "ck/d/latest.pth")["nets"]["G"]
-    G = AntialiasResnetGenerator(3, 3, 8, n_blocks=9)
+    G = AntialiasResnetGenerator(3, 3, 8, n_blocks=9, antialias=not no_antialias)
     G.load_state_dict(state)
     first = next(n for n in images if n.endswith("_real_A.png"))
     real = torch.from_numpy(np.asarray(Image.open(out / "images" / first), dtype=np.float32)) / 127.5 - 1
@@ -254,3 +262,55 @@ def test_default_nce_layers_are_the_papers_modules() -> None:
 def test_aa_generators_are_registered() -> None:
     assert {"resnet_9blocks_aa", "resnet_6blocks_aa"} <= set(GENERATORS.names())
     assert math.prod([GENERATORS.spec("resnet_6blocks_aa").size_multiple]) == 4
+
+
+# ---- several processes ---------------------------------------------------------------------
+def _cut_ranks(rank: int, port: int, options: list[str], out: str) -> None:
+    """One rank of a 2-process CPU job: 2 CUT steps on this rank's own data, then every network's
+    parameters and gradients gathered to rank 0."""
+    import os
+
+    from engine import distributed
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1")
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    distributed.init(60, cuda=False)
+    try:
+        torch.manual_seed(rank)  # different initial weights (and patch draws): DDP starts from rank 0's
+        model = create_model(parse_options(options), CPU)
+        model.distribute()
+        data = torch.Generator().manual_seed(100 + rank)
+        for _ in range(2):
+            model.train_step({side: torch.rand(1, 3, 32, 32, generator=data) * 2 - 1 for side in "AB"})
+        result = {"nets": {name: type(net).__name__ for name, net in model.nets.items()}}
+        for name, net in model.nets.items():
+            for key, tensor in (
+                ("params", torch.cat([p.detach().flatten() for p in net.parameters()])),
+                ("grads", torch.cat([p.grad.flatten() for p in net.parameters()])),
+            ):
+                gathered = [torch.zeros_like(tensor) for _ in range(2)]
+                torch.distributed.all_gather(gathered, tensor)
+                result[f"{name}.{key}"] = gathered
+        if rank == 0:
+            torch.save(result, out)
+    finally:
+        distributed.destroy()
+
+
+@pytest.mark.distributed
+def test_ddp_wraps_the_head_and_ranks_agree(tmp_path: Path) -> None:
+    """Two CPU processes: G, D and the head F are all DistributedDataParallel, and after 2 steps
+    on different data every network's weights and (averaged) gradients agree between the ranks."""
+    from tests.conftest import find_free_port
+
+    options = cut_args(tmp_path, tmp_path, "ddp", "--seed", "1", "--cut_mode", "fastcut")
+    out = tmp_path / "gathered.pt"
+    torch.multiprocessing.spawn(_cut_ranks, args=(find_free_port(), options, str(out)), nprocs=2)
+    result = torch.load(out)
+    assert result["nets"] == {name: "DistributedDataParallel" for name in ("G", "D", "F")}
+    for name in ("G", "D", "F"):
+        for key in ("params", "grads"):
+            first, second = result[f"{name}.{key}"]
+            assert torch.equal(first, second), f"{name} {key} differ between the ranks"
+        assert result[f"{name}.grads"][0].abs().sum() > 0
