@@ -7,10 +7,11 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.distributed as dist
 
 from models.base_model import MODELS, BaseModel, unwrap
 from models.fast_path import adam, upcast
-from models.losses import GANLoss, discriminator_objective
+from models.losses import GANLoss, gradient_penalty
 from models.networks import init_weights
 from models.networks.contrastive import AntialiasResnetGenerator, PatchSampleMLP, patch_nce_loss
 from util.errors import UserError
@@ -149,6 +150,8 @@ class CUTModel(BaseModel):
         self.optimizers["D"] = adam(self.nets["D"].parameters(), opt.lr, betas)
         self.optimizers["F"] = adam(self.nets["F"].parameters(), opt.lr, betas)
         self.setup_schedulers()
+        if opt.pool_size > 0 and "pool_size" in opt.explicit and not (dist.is_initialized() and dist.get_rank() > 0):
+            print(f"note: CUT's D judges each step's own fakes (no image pool): --pool_size {opt.pool_size} is unused")
 
     def build_cut_generator(self) -> torch.nn.Module:
         """The paper's generator: anti-aliased unless --no_antialias / --no_antialias_up (a ``*_aa``
@@ -207,16 +210,19 @@ class CUTModel(BaseModel):
         D = self.nets["D"]
         self.set_requires_grad([D], True)
         self.optimizers["D"].zero_grad(set_to_none=True)
+        fake_B = fake_B.detach()
         with self.fast.autocast():
-            pred_fake = D(fake_B.detach())
+            pred_fake = D(fake_B)
             pred_real = D(real_B)
-        loss_D = discriminator_objective(self.criterion_gan, pred_real, pred_fake)
+            loss_fake = self.criterion_gan(pred_fake, False)
+            loss_real = self.criterion_gan(pred_real, True)
+            if self.opt.gan_mode == "wgangp":  # E[D(fake)] - E[D(real)] + the penalty (see models.losses)
+                loss_D = loss_fake + loss_real + upcast(gradient_penalty(D, real_B, fake_B))
+            else:
+                loss_D = 0.5 * (loss_fake + loss_real)
         self.fast.backward(loss_D)
         self.fast.step(self.optimizers["D"])
-        return {
-            "D_fake": self.criterion_gan(pred_fake.detach(), False),
-            "D_real": self.criterion_gan(pred_real.detach(), True),
-        }
+        return {"D_fake": loss_fake, "D_real": loss_real}
 
     def step_G(self, real_A, real_B, fake_B, idt_B) -> dict[str, torch.Tensor]:
         """G and H together, with D frozen (no gradient reaches it), judged by the D just updated."""

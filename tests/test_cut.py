@@ -3,6 +3,7 @@ mode, exact resume, test.py, and the anti-aliased generator."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -122,6 +123,7 @@ def test_one_step_gradients(unpaired: Path, tmp_path: Path, mode: str) -> None:
     gen = torch.Generator().manual_seed(2)
     batch = {"A": torch.rand(1, 3, 32, 32, generator=gen) * 2 - 1, "B": torch.rand(1, 3, 32, 32, generator=gen) * 2 - 1}
     D_before = {k: v.clone() for k, v in model.nets["D"].state_dict().items()}
+    G0, D0 = copy.deepcopy(model.nets["G"]), copy.deepcopy(model.nets["D"])
     # the D step happens first; capture D's grads right after it and check the G step adds none
     step_D = model.step_D
     seen = {}
@@ -146,6 +148,12 @@ def test_one_step_gradients(unpaired: Path, tmp_path: Path, mode: str) -> None:
     else:
         expected = losses["G_GAN"] + losses["NCE"]
     torch.testing.assert_close(losses["G"], expected)
+    if mode == "cut":  # no flip: the paper's LSGAN terms from the weights before the step, G_GAN by the updated D
+        with torch.no_grad():
+            fake = G0(batch["A"])
+            torch.testing.assert_close(losses["D_real"], ((D0(batch["B"]) - 1) ** 2).mean())
+            torch.testing.assert_close(losses["D_fake"], (D0(fake) ** 2).mean())
+            torch.testing.assert_close(losses["G_GAN"], ((model.nets["D"](fake) - 1) ** 2).mean())
 
 
 def test_nce_identity_is_rejected_for_unequal_channels(unpaired: Path, tmp_path: Path) -> None:
