@@ -12,7 +12,7 @@ import torch.distributed as dist
 from models.base_model import MODELS, BaseModel, unwrap
 from models.fast_path import adam, upcast
 from models.losses import GANLoss, gradient_penalty
-from models.networks import init_weights
+from models.networks import define_D, init_weights
 from models.networks.contrastive import AntialiasResnetGenerator, PatchSampleMLP, patch_nce_loss
 from util.errors import UserError
 from util.flags import ARCHITECTURE, FIXED, add
@@ -60,7 +60,8 @@ def layer_list(value: str | list | tuple) -> str:
 class CUTModel(BaseModel):
     r"""CUT / FastCUT with the paper's losses and update order.
 
-    One generator G: X -> Y (its encoder is G's first modules), a PatchGAN D judging Y images,
+    One generator G: X -> Y (its encoder is G's first modules), a PatchGAN D judging Y images (both
+    with blur-pool resampling unless ``--no_antialias`` / ``--no_antialias_up``, as the paper's code),
     and the head H (``F`` here, the paper's netF): one MLP per chosen encoder layer. Each step::
 
         x_hat = G(x)   and, for CUT, y_idt = G(y)        (one batch: G(cat(x, y)))
@@ -86,7 +87,7 @@ class CUTModel(BaseModel):
         parser.set_defaults(no_dropout=True, init_type="xavier")  # the paper's code's defaults
         group = parser.add_argument_group("cut")
         add(group, "--no_antialias", scope=(ARCHITECTURE, FIXED), action="store_true",
-            help="plain stride-2 convs for downsampling (default: conv then blur-pool)")  # fmt: skip
+            help="plain stride-2 convs for downsampling in G and D (default: conv then blur-pool)")  # fmt: skip
         add(group, "--no_antialias_up", scope=(ARCHITECTURE, FIXED), action="store_true",
             help="plain transposed convs for upsampling (default: blur-upsample then conv)")  # fmt: skip
         if not is_train:
@@ -142,7 +143,7 @@ class CUTModel(BaseModel):
         G = self.nets["G"]
         if self.nce_layers[-1] >= len(G.model):
             raise UserError(f"--nce_layers {opt.nce_layers}: the generator has modules 0..{len(G.model) - 1}")
-        self.nets["D"] = self.build_discriminator(opt.output_nc)
+        self.nets["D"] = self.build_cut_discriminator()
         self.nets["F"] = self.build_head()
         self.criterion_gan = GANLoss(opt.gan_mode)
         betas = (opt.beta1, 0.999)
@@ -169,6 +170,16 @@ class CUTModel(BaseModel):
             antialias_up=aa or not opt.no_antialias_up,
         )
         net = init_weights(net, opt.init_type, opt.init_gain)
+        return self.fast.prepare_net(net.to(self.device))
+
+    def build_cut_discriminator(self) -> torch.nn.Module:
+        """The paper's D: the PatchGAN with blur-pool downsampling (``basic_aa`` / ``n_layers_aa``)
+        unless --no_antialias; other --netD values as they are."""
+        opt = self.opt
+        name = opt.netD
+        if not opt.no_antialias and name in ("basic", "n_layers"):
+            name = f"{name}_aa"
+        net = define_D(name, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
         return self.fast.prepare_net(net.to(self.device))
 
     def build_head(self) -> torch.nn.Module:

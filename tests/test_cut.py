@@ -257,6 +257,22 @@ def test_no_antialias_gives_plain_strided_convs() -> None:
     assert not any(isinstance(m, BlurUpsample) for m in mixed.model)
 
 
+@pytest.mark.parametrize("flags", [[], ["--no_antialias"], ["--no_antialias_up"]])
+def test_cut_model_networks_follow_the_antialias_flags(unpaired: Path, tmp_path: Path, flags: list[str]) -> None:
+    """By default G downsamples and upsamples with blurs and D is the blur-pool PatchGAN (the
+    paper's); --no_antialias makes G's downsampling and D plain, --no_antialias_up G's upsampling."""
+    model = create_model(parse_options(cut_args(unpaired, tmp_path, "aa", *flags)), CPU)
+    G, D = model.nets["G"], model.nets["D"]
+    assert sum(isinstance(m, BlurDownsample) for m in G.model) == (0 if "--no_antialias" in flags else 2)
+    assert sum(isinstance(m, BlurUpsample) for m in G.model) == (0 if "--no_antialias_up" in flags else 2)
+    blurs_in_D = sum(isinstance(m, BlurDownsample) for m in D.model)
+    assert blurs_in_D == (0 if "--no_antialias" in flags else 3)
+    assert (type(D).__name__ == "NLayerDiscriminator") == ("--no_antialias" in flags)
+    # the head's MLPs take the chosen layers' channels (ngf 8: 3, 16, 32, 32, 32) to --netF_nc 16
+    assert [mlp[0].in_features for mlp in model.nets["F"].mlps] == [3, 16, 32, 32, 32]
+    assert {mlp[2].out_features for mlp in model.nets["F"].mlps} == {16}
+
+
 def test_default_nce_layers_are_the_papers_modules() -> None:
     """With anti-aliasing, layers 0, 4, 8, 12, 16 are: the padded input, the two downsampling
     convs, residual blocks 1 and 5 (the paper's choice)."""

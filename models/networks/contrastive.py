@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.networks.discriminators import DISCRIMINATORS
 from models.networks.generators import GENERATORS, ResnetBlock
 from models.networks.layers import conv_bias, norm_layer, norm_tied
 
@@ -129,6 +130,60 @@ def resnet_9blocks_aa(input_nc: int, output_nc: int, ngf: int, norm: str, use_dr
 @GENERATORS.register("resnet_6blocks_aa", size_multiple=4)
 def resnet_6blocks_aa(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     return AntialiasResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=6)
+
+
+class AntialiasNLayerDiscriminator(nn.Module):
+    """The paper's PatchGAN: each stride-2 4x4 conv of ``discriminators.NLayerDiscriminator``
+    becomes a stride-1 4x4 conv, (norm,) LeakyReLU 0.2, then ``BlurDownsample``; the last two
+    convs are as there."""
+
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
+        super().__init__()
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.Conv2d(input_nc, ndf, kernel_size=4, stride=1, padding=1),
+            nn.LeakyReLU(0.2, True),
+            BlurDownsample(ndf),
+        ]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2**n, 8)
+            conv = norm_tied(nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=bias))
+            layers += [conv, make_norm(ndf * mult), nn.LeakyReLU(0.2, True), BlurDownsample(ndf * mult)]
+        prev, mult = mult, min(2**n_layers, 8)
+        conv = norm_tied(nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=1, padding=1, bias=bias))
+        layers += [conv, make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def antialias_patchgan_min_input(n_layers: int) -> int:
+    """The smallest input side ``AntialiasNLayerDiscriminator`` takes: each 4x4 conv (padding 1)
+    takes one pixel, each blur-pool (reflection padding 1 needs a side of 2) maps s to
+    (s - 1) // 2 + 1; the last norm needs more than one value and the last conv one pixel."""
+
+    def fits(side: int) -> bool:
+        for _ in range(n_layers):
+            side -= 1
+            if side < 2:
+                return False
+            side = (side - 1) // 2 + 1
+        return side - 1 >= 2  # the norm after the next conv sees more than 1 value; the last conv keeps 1 pixel
+
+    return next(side for side in range(1, 4096) if fits(side))
+
+
+@DISCRIMINATORS.register("basic_aa", min_input=lambda n_layers_D: antialias_patchgan_min_input(3))
+def basic_aa(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
+    return AntialiasNLayerDiscriminator(input_nc, ndf, n_layers=3, norm=norm)
+
+
+@DISCRIMINATORS.register("n_layers_aa", min_input=antialias_patchgan_min_input)
+def n_layers_aa(input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
+    return AntialiasNLayerDiscriminator(input_nc, ndf, n_layers=n_layers_D, norm=norm)
 
 
 class PatchSampleMLP(nn.Module):
