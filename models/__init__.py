@@ -14,6 +14,7 @@ import torch
 from models import (  # noqa: F401  (registration)
     adain_model,
     colorization_model,
+    cut_model,
     cycle_gan_model,
     fast_style_model,
     onnx_model,

@@ -14,7 +14,7 @@ and the registry sweep test covers it. A discriminator likewise: ``@DISCRIMINATO
 load the reference's checkpoints into these layouts.
 """
 
-from models.networks import transformer_net  # noqa: F401  (registers --netG transformer_net)
+from models.networks import contrastive, transformer_net  # noqa: F401  (register --netG resnet_*_aa, transformer_net)
 from models.networks.compat import load_net_state, patch_reference_state, reference_bias_free_keys
 from models.networks.discriminators import DISCRIMINATORS, DiscriminatorSpec, define_D
 from models.networks.generators import GENERATORS, GeneratorSpec, define_G
