@@ -3,11 +3,12 @@ inference for images whose activations do not fit in memory.
 
 Tiling with instance normalisation needs care: every InstanceNorm layer normalises with the mean
 and variance of its whole input, so a tile run on its own would be normalised with its own
-statistics and neighbouring tiles would disagree (visible seams, shifted colours). ``run_generator``
-therefore first measures, per normalisation layer, the statistics of the whole image (a forward pass
-on the image, or on a downscaled copy when the image is larger than ``stats_max_side``), then runs
-the tiles with every layer normalised by those shared statistics (forward hooks: the networks'
-classes and state-dict keys are untouched). Batch norm in train mode (test.py's default without
+statistics and neighbouring tiles would disagree (visible seams, shifted colours). ``run_tiled``
+therefore first measures, per normalisation layer, the statistics of the whole image - exactly,
+tile by tile and layer by layer (``tiled_stats``), or faster from one forward pass on a copy of
+at most ``stats_size`` px (``measure_stats``) - then runs the tiles with every layer normalised by
+those shared statistics (forward hooks: the networks' classes and state-dict keys are untouched).
+Batch norm in train mode (test.py's default without
 --eval, as the reference) normalises with the statistics of its batch, i.e. of the whole image: it is
 treated like instance norm. Batch norm in eval mode uses its running statistics and needs nothing.
 Dropout in train mode draws independent masks per tile, so overlapping tiles differ there as any
@@ -145,6 +146,84 @@ def _ramp(size: int, starts: list[int], index: int, tile: int) -> torch.Tensor:
     return weight.clamp(min=1e-6)
 
 
+def _owned(starts: list[int], tile: int, length: int, multiple: int) -> list[tuple[int, int]]:
+    """A partition of ``[0, length)`` among the tiles: each owns the part closest to its middle
+    (boundaries at the overlaps' middles, on multiples of ``multiple`` so they fall on whole pixels
+    at every resolution of the network)."""
+    bounds = [0]
+    for previous, start in zip(starts, starts[1:], strict=False):
+        bounds.append((start + previous + tile) // 2 // multiple * multiple)
+    bounds.append(length)
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def _tiles(padded: torch.Tensor, tile: int, overlap: int, multiple: int) -> Iterator[tuple[int, int, int, int]]:
+    """(top, left, row index, column index) of every tile, row by row."""
+    full_h, full_w = padded.shape[-2:]
+    rows, cols = tile_starts(full_h, tile, overlap, multiple), tile_starts(full_w, tile, overlap, multiple)
+    for i, top in enumerate(rows):
+        for j, left in enumerate(cols):
+            yield top, left, i, j
+
+
+class _Stop(Exception):
+    """Ends a forward pass once the layer being measured has seen its input."""
+
+
+def tiled_stats(
+    net: nn.Module, padded: torch.Tensor, multiple: int, tile: int, overlap: int
+) -> dict[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    """Every whole-input-normalised layer's exact statistics over the whole (padded) image at full
+    resolution, never holding more than one tile's activations: layer by layer in execution order,
+    a tiled pass normalises the layers before it with their measured statistics, sums the layer's
+    input over the part of each tile that tile owns (each pixel once) and stops there. Costs about
+    half a tiled pass per normalisation layer; exact up to tile-edge effects on the owned parts."""
+    full_h, full_w = padded.shape[-2:]
+    rows, cols = tile_starts(full_h, tile, overlap, multiple), tile_starts(full_w, tile, overlap, multiple)
+    own_rows, own_cols = _owned(rows, tile, full_h, multiple), _owned(cols, tile, full_w, multiple)
+    tile_h, tile_w = min(tile, full_h), min(tile, full_w)
+    order: list[nn.Module] = []
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        order.append(module)
+
+    with _hooked(_normalised_layers(net), record):  # execution order, from one tile
+        net(padded[..., :tile_h, :tile_w])
+    stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    state: dict = {}  # the layer being measured, its running sums and the current tile
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        if module is not state["target"]:
+            return _normalise(module, inputs[0], *stats[module])
+        x, (top, left, i, j), sums = inputs[0], state["tile"], state["sums"]
+        h_scale, w_scale = x.shape[-2] / tile_h, x.shape[-1] / tile_w
+        (r0, r1), (c0, c1) = own_rows[i], own_cols[j]
+        region = x[
+            ...,
+            round((r0 - top) * h_scale) : round((r1 - top) * h_scale),
+            round((c0 - left) * w_scale) : round((c1 - left) * w_scale),
+        ].double()
+        dims = (2, 3) if isinstance(module, nn.modules.instancenorm._InstanceNorm) else (0, 2, 3)
+        sums[0] = sums[0] + region.sum(dim=dims, keepdim=True)
+        sums[1] = sums[1] + region.square().sum(dim=dims, keepdim=True)
+        sums[2] += region.numel() // math.prod(region.shape[d] for d in (0, 1) if d not in dims)
+        raise _Stop
+
+    for target in dict.fromkeys(order):
+        state.update(target=target, sums=[0.0, 0.0, 0])
+        with _hooked([*stats, target], hook):
+            for top, left, i, j in _tiles(padded, tile, overlap, multiple):
+                state["tile"] = (top, left, i, j)
+                try:
+                    net(padded[..., top : top + tile_h, left : left + tile_w])
+                except _Stop:
+                    pass
+        total, squares, count = state["sums"]
+        mean = total / count
+        stats[target] = (mean.float(), (squares / count - mean.square()).clamp(min=0).float())
+    return stats
+
+
 def run_tiled(
     net: nn.Module,
     images: torch.Tensor,
@@ -152,18 +231,28 @@ def run_tiled(
     tile: int,
     overlap: int,
     shared_stats: bool = True,
-    stats_max_side: int = 0,
+    stats_size: int = 0,
 ) -> torch.Tensor:
     """``net(images)`` computed tile by tile (see the module docstring); the output has the input's
-    height and width. ``shared_stats=False`` is naive tiling (each tile normalised by itself), kept
-    to measure what the shared statistics buy."""
+    height and width. The shared statistics: ``stats_size`` 0, exact, measured tile by tile
+    (``tiled_stats``: memory of one tile, about half a tiled pass per normalisation layer); N > 0,
+    from one whole-image forward pass on the image, downscaled to a longer side of N when it is
+    larger (``measure_stats``: fast, but estimates from a downscaled copy can be far off - see
+    scripts/bench_tiling.py). ``shared_stats=False`` is naive tiling (each tile normalised by itself),
+    kept to measure what the shared statistics buy."""
     check_tiling(tile, overlap, multiple)
     height, width = images.shape[-2:]
-    stats = measure_stats(net, images, multiple, stats_max_side) if shared_stats else {}
     padded = pad_to_multiple(images, multiple)
+    if not shared_stats:
+        stats = {}
+    elif stats_size:
+        stats = measure_stats(net, images, multiple, stats_size)
+    else:
+        stats = tiled_stats(net, padded, multiple, tile, overlap)
     full_h, full_w = padded.shape[-2:]
     rows = tile_starts(full_h, tile, overlap, multiple)
     cols = tile_starts(full_w, tile, overlap, multiple)
+    tile_h, tile_w = min(tile, full_h), min(tile, full_w)
 
     def apply(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         return _normalise(module, inputs[0], *stats[module])
@@ -171,18 +260,14 @@ def run_tiled(
     out: torch.Tensor | None = None
     total = torch.zeros(1, 1, full_h, full_w, device=images.device)
     with _hooked(list(stats), apply):
-        for i, top in enumerate(rows):
-            tile_h = min(tile, full_h)
-            weight_h = _ramp(tile_h, rows, i, tile)
-            for j, left in enumerate(cols):
-                tile_w = min(tile, full_w)
-                result = net(padded[..., top : top + tile_h, left : left + tile_w]).float()
-                if out is None:
-                    out = torch.zeros(result.shape[0], result.shape[1], full_h, full_w, device=images.device)
-                weight = (weight_h[:, None] * _ramp(tile_w, cols, j, tile)[None, :]).to(images.device)
-                out[..., top : top + tile_h, left : left + tile_w] += result * weight
-                total[..., top : top + tile_h, left : left + tile_w] += weight
-                del result
+        for top, left, i, j in _tiles(padded, tile, overlap, multiple):
+            result = net(padded[..., top : top + tile_h, left : left + tile_w]).float()
+            if out is None:
+                out = torch.zeros(result.shape[0], result.shape[1], full_h, full_w, device=images.device)
+            weight = _ramp(tile_h, rows, i, tile)[:, None] * _ramp(tile_w, cols, j, tile)[None, :]
+            out[..., top : top + tile_h, left : left + tile_w] += result * weight.to(images.device)
+            total[..., top : top + tile_h, left : left + tile_w] += weight.to(images.device)
+            del result
     assert out is not None
     return (out / total)[..., :height, :width]
 
@@ -193,12 +278,12 @@ def run_generator(
     multiple: int,
     tile: int = 0,
     overlap: int = 0,
-    stats_max_side: int = 0,
+    stats_size: int = 0,
 ) -> torch.Tensor:
     """``net`` applied to ``images`` of any size: padded by reflection to the network's size
     multiple and cropped back, so the output has exactly the input's height and width; tiled when
     ``tile`` > 0 and the padded image is larger than one tile."""
     height, width = images.shape[-2:]
     if tile and max(math.ceil(height / multiple), math.ceil(width / multiple)) * multiple > tile:
-        return run_tiled(net, images, multiple, tile, overlap, stats_max_side=stats_max_side)
+        return run_tiled(net, images, multiple, tile, overlap, stats_size=stats_size)
     return net(pad_to_multiple(images, multiple))[..., :height, :width]

@@ -481,9 +481,10 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
         g,
         "--tile_stats_size",
         type=int,
-        default=1024,
-        help="with --tile: measure the whole-image normalisation statistics on a copy downscaled to this longer "
-        "side when the image is larger (0: always at full size)",
+        default=0,
+        help="with --tile: 0 measures the whole image's normalisation statistics exactly, tile by tile and layer "
+        "by layer (about half a tiled pass per norm layer); N > 0 measures them in one forward pass on the image "
+        "downscaled to a longer side of N when larger (faster, approximate: can be far off)",
     )
     parser.set_defaults(phase="test", num_threads=0)
     add_metric_options(parser, is_train=False)

@@ -13,7 +13,7 @@ from PIL import Image
 import test as test_script
 import train
 from models.networks import define_G
-from models.tiling import run_generator, run_tiled, tile_starts
+from models.tiling import measure_stats, pad_to_multiple, run_generator, run_tiled, tile_starts, tiled_stats
 from tests.conftest import TINY, picture, write_images
 
 
@@ -159,3 +159,24 @@ def test_bad_tile_values_are_one_line_errors(tmp_path: Path, capsys, args: list[
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.png"))
+
+
+@torch.no_grad()
+def test_tile_by_tile_statistics_equal_whole_image_statistics(tmp_path: Path) -> None:
+    """The exact, tile-by-tile statistics (the default) agree with one whole-image pass's for every
+    layer (measured: means within 5e-4, variances within 0.6 %: tile-edge effects on the owned
+    parts of deep layers); one whole-image pass (--tile_stats_size at least the image's side) gives
+    the same tiles; a copy downscaled 4x gives statistics far enough off to be worse than none."""
+    net = generator("resnet_9blocks", "instance")
+    x = image_tensor(256, 192, 5, tmp_path)
+    whole = measure_stats(net, x, 4)
+    tiled = tiled_stats(net, pad_to_multiple(x, 4), 4, 128, 64)
+    assert list(tiled) == list(whole) and len(whole) == 23  # every InstanceNorm, in execution order
+    for layer, (mean, var) in whole.items():
+        assert (tiled[layer][0] - mean).abs().max() < 2e-3 and ((tiled[layer][1] / var) - 1).abs().max() < 0.01
+    full = run_generator(net, x, 4)
+    exact = (run_tiled(net, x, 4, 128, 64) - full).abs().mean()
+    assert (run_tiled(net, x, 4, 128, 64, stats_size=256) - full).abs().mean() < 1.05 * exact
+    downscaled = (run_tiled(net, x, 4, 128, 64, stats_size=64) - full).abs().mean()
+    naive = (run_tiled(net, x, 4, 128, 64, shared_stats=False) - full).abs().mean()
+    assert downscaled > 5 * exact and naive > 5 * exact
