@@ -8,11 +8,14 @@ therefore first measures, per normalisation layer, the statistics of the whole i
 tile by tile and layer by layer (``tiled_stats``), or faster from one forward pass on a copy of
 at most ``stats_size`` px (``measure_stats``) - then runs the tiles with every layer normalised by
 those shared statistics (forward hooks: the networks' classes and state-dict keys are untouched).
-Batch norm in train mode (test.py's default without
---eval, as the reference) normalises with the statistics of its batch, i.e. of the whole image: it is
-treated like instance norm. Batch norm in eval mode uses its running statistics and needs nothing.
-Dropout in train mode draws independent masks per tile, so overlapping tiles differ there as any
-two runs would.
+Statistics from a downscaled copy were measured to be poor (scripts/bench_tiling.py: a 4x smaller
+copy gives tiles as far from the untiled output as no shared statistics at all): deep layers'
+statistics depend on the image's scale. Batch norm in train mode (test.py's default without --eval,
+as the reference) normalises with the statistics of its batch, i.e. of the whole image: it is
+treated like instance norm (its running statistics, unused in train mode, are updated by every tile
+as by any train-mode forward). Batch norm in eval mode uses its running statistics and needs
+nothing. Dropout in train mode draws independent masks per tile, so overlapping tiles differ there
+as any two runs would.
 
 Outputs of overlapping tiles are blended with weights that ramp linearly across the middle of the
 overlap on the sides a tile shares with a neighbour (``_ramp``) and are normalised to sum to one at
