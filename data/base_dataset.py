@@ -132,8 +132,9 @@ class ImageFolderDataset(BaseDataset):
 
 
 def preprocess_from_options(opt: Options, train: bool) -> Preprocess:
-    """Training: random crop and flips as configured. Test: centre crop, no flip, and
-    scale_width_and_crop becomes scale_width (whole images at the training scale)."""
+    """Training: random crop and flips as configured. Test: centre crop, no flip,
+    scale_width_and_crop becomes scale_width (whole images at the training scale), and ``none``
+    resamples nothing (the models pad to the network's multiple and crop back)."""
     mode = opt.preprocess if train or opt.preprocess != "scale_width_and_crop" else "scale_width"
     return Preprocess(
         mode=mode,
@@ -141,5 +142,7 @@ def preprocess_from_options(opt: Options, train: bool) -> Preprocess:
         crop_size=opt.crop_size,
         flip=train and not opt.no_flip,
         random_crop=train,
-        size_multiple=opt.size_multiple,  # the generator's (options.resolve reads its spec)
+        # the generator's (options.resolve reads its spec); at test time --preprocess none keeps the
+        # image's own size: the models pad to the multiple and crop back (BaseModel.generate)
+        size_multiple=1 if not train and mode == "none" else opt.size_multiple,
     )

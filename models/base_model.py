@@ -15,6 +15,7 @@ from models.fast_path import FastPath, prefer_fused
 from models.image_pool import ImagePool
 from models.networks import define_D, define_G, load_net_state
 from models.schedulers import build_scheduler, retarget
+from models.tiling import check_tiling, run_generator
 from util.errors import UserError
 from util.registry import Registry
 from util.seeds import stream_seed
@@ -57,6 +58,9 @@ class BaseModel:
         self.device = device
         self.is_train = opt.is_train
         self.nets: dict[str, nn.Module] = {}
+        # test.py's --tile/--tile_overlap (absent in training options: 0, off); checked before any work
+        self.tile = (getattr(opt, "tile", 0), getattr(opt, "tile_overlap", 0), getattr(opt, "tile_stats_size", 0))
+        check_tiling(self.tile[0], self.tile[1], getattr(opt, "size_multiple", 1))
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, object] = {}
         self.pools: dict[str, ImagePool] = {}
@@ -109,6 +113,17 @@ class BaseModel:
         return net_name
 
     # ---- shared machinery ---------------------------------------------------------------
+    def generate(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """``net(images)`` at test time for images of any size (the one place models run a
+        generator at inference): padded by reflection to the network's size multiple and cropped
+        back to the input's size, and tiled with shared normalisation statistics under ``--tile``
+        (models.tiling). Tiling hooks the plain module, so it bypasses DDP/compile wrappers."""
+        tile, overlap, stats_size = self.tile
+        multiple = getattr(self.opt, "size_multiple", 1)
+        if tile:
+            net = unwrap(net)
+        return run_generator(net, images, multiple, tile, overlap, stats_size)
+
     def build_generator(self, input_nc: int, output_nc: int) -> nn.Module:
         """The ``--netG`` generator with the run's architecture options, on this model's device."""
         opt = self.opt

@@ -205,8 +205,8 @@ class CycleGANModel(BaseModel):
         # the plain modules: a DDP wrapper's forward may synchronise buffers with the other ranks,
         # which do not evaluate (rank 0 evaluates alone)
         with self.fast.autocast():
-            fake = unwrap(self.nets[forward])(real)
-            rec = unwrap(self.nets[backward])(fake)
+            fake = self.generate(unwrap(self.nets[forward]), real)
+            rec = self.generate(unwrap(self.nets[backward]), fake)
         return {f"real_{side}": real, f"fake_{other}": upcast(fake), f"rec_{side}": upcast(rec)}
 
     def translation_label(self, side: str) -> str:

@@ -146,7 +146,8 @@ class Pix2PixModel(BaseModel):
         data), real_B: the ground truth test.py saves as ``<stem>_real_B.png`` and scores against."""
         real_A = self.fast.prepare_input(images)
         with self.fast.autocast():
-            fake_B = upcast(unwrap(self.nets["G"])(real_A))  # the plain module (see CycleGANModel.inference)
+            # the plain module (see CycleGANModel.inference)
+            fake_B = upcast(self.generate(unwrap(self.nets["G"]), real_A))
         real_B = None
         if items and all("B" in item for item in items):
             real_B = torch.stack([item["B"] for item in items]).to(self.device)

@@ -74,7 +74,7 @@ class TemplateModel(BaseModel):
         # 7. Test-time outputs, keyed by the labels used for file names and the HTML page. ``items``, the
         #    dataset items the batch was stacked from, is for models that need more of them (a style model).
         real_A = images.to(self.device)
-        return {"real_A": real_A, "fake_B": self.nets["G"](real_A)}
+        return {"real_A": real_A, "fake_B": self.generate(self.nets["G"], real_A)}
 
     def translation_label(self, side: str) -> str:
         return "fake_B"

@@ -52,7 +52,7 @@ class TestModel(BaseModel):
     ) -> dict[str, torch.Tensor]:
         real = self.fast.prepare_input(images)
         with self.fast.autocast():
-            fake = self.nets["G"](real)
+            fake = self.generate(self.nets["G"], real)
         return {"real": real, "fake": upcast(fake)}
 
     def translation_label(self, side: str) -> str:

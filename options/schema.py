@@ -468,6 +468,24 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
         "outgrow the caches and run slower); outputs equal batch-1 outputs (a model with batch norm or dropout "
         "in train mode, i.e. without --eval, runs one image at a time)",
     )
+    add(
+        g,
+        "--tile",
+        type=int,
+        default=0,
+        help="translate images larger than this in overlapping tiles of this size (a multiple of the network's "
+        "size multiple), normalised with statistics shared over the whole image; 0: off",
+    )
+    add(g, "--tile_overlap", type=int, default=64, help="pixels neighbouring tiles share, blended across the middle")
+    add(
+        g,
+        "--tile_stats_size",
+        type=int,
+        default=0,
+        help="with --tile: 0 measures the whole image's normalisation statistics exactly, tile by tile and layer "
+        "by layer (about half a tiled pass per norm layer); N > 0 measures them in one forward pass on the image "
+        "downscaled to a longer side of N when larger (faster, approximate: can be far off)",
+    )
     parser.set_defaults(phase="test", num_threads=0)
     add_metric_options(parser, is_train=False)
 
