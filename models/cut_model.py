@@ -288,7 +288,7 @@ class CUTModel(BaseModel):
         """real_A and fake_B = G(real_A): CUT translates one way only."""
         real_A = self.fast.prepare_input(images)
         with self.fast.autocast():
-            fake_B = unwrap(self.nets["G"])(real_A)
+            fake_B = self.generate(unwrap(self.nets["G"]), real_A)  # any size; --tile
         return {"real_A": real_A, "fake_B": upcast(fake_B)}
 
     def translation_label(self, side: str) -> str:
