@@ -20,13 +20,8 @@ import train
 from engine.checkpoint import load_checkpoint
 from models import create_model
 from models.networks import GENERATORS, define_G
-from models.networks.contrastive import (
-    AntialiasResnetGenerator,
-    BlurDownsample,
-    BlurUpsample,
-    PatchSampleMLP,
-    patch_nce_loss,
-)
+from models.networks.contrastive import AntialiasResnetGenerator, PatchSampleMLP, patch_nce_loss
+from models.networks.layers import BlurDownsample, BlurUpsample
 from options import parse_options
 from tests.conftest import QUIET_CPU, assert_same_state, write_images
 

@@ -6,9 +6,9 @@ convolutional networks shift-invariant again", ICML 2019), as the paper's code b
 downsampling is a stride-1 3x3 conv, norm, ReLU, then a [1, 2, 1] x [1, 2, 1] blur with stride 2
 (reflection padding); each upsampling is a transposed blur [1, 3, 3, 1] x [1, 3, 3, 1] (times 4,
 replicate padding) with stride 2, then a stride-1 3x3 conv, norm, ReLU. ``antialias=False`` /
-``antialias_up=False`` give the plain strided conv / transposed conv of ``ResnetGenerator``.
-It lives beside, not inside, ``generators.ResnetGenerator``: that layout is the reference's
-checkpoint format and must not move.
+``antialias_up=False`` give the plain strided conv / transposed conv. The switches are
+``generators.ResnetGenerator``'s own, off there by default, so the reference's layout (its
+checkpoint format) is unchanged; the blur layers are in ``layers``.
 """
 
 from __future__ import annotations
@@ -20,52 +20,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.networks.discriminators import DISCRIMINATORS
-from models.networks.generators import GENERATORS, ResnetBlock
-from models.networks.layers import conv_bias, norm_layer, norm_tied
-
-BINOMIAL = {3: (1.0, 2.0, 1.0), 4: (1.0, 3.0, 3.0, 1.0)}
+from models.networks.generators import GENERATORS, ResnetGenerator
+from models.networks.layers import BlurDownsample, conv_bias, norm_layer, norm_tied
 
 
-def blur_kernel(size: int) -> torch.Tensor:
-    """The normalised outer product of the binomial row of ``size`` taps."""
-    row = torch.tensor(BINOMIAL[size])
-    kernel = row[:, None] * row[None, :]
-    return kernel / kernel.sum()
-
-
-class BlurDownsample(nn.Module):
-    """Blur with [1, 2, 1]^T [1, 2, 1] / 16 and keep every second pixel (reflection padding 1)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-        # a buffer, not a parameter: the paper's code stores it (state key "filt") and never trains it
-        self.register_buffer("filt", blur_kernel(3)[None, None].repeat(channels, 1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2, groups=self.channels)
-
-
-class BlurUpsample(nn.Module):
-    """Double the size with a transposed [1, 3, 3, 1]^T [1, 3, 3, 1] / 64 * 4 blur (replicate padding 1,
-    then the paper's crop: one row/column off the start and one off the end)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-        self.register_buffer("filt", (blur_kernel(4) * 4)[None, None].repeat(channels, 1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        out = F.conv_transpose2d(padded, self.filt, stride=2, padding=2, groups=self.channels)
-        return out[:, :, 1:-1, 1:-1]
-
-
-class AntialiasResnetGenerator(nn.Module):
-    """CUT's ResNet generator; ``encode`` returns the features after chosen layers of ``self.model``
-    (the paper's ``--nce_layers`` count modules of this sequence: with anti-aliasing, 0 is the padded
-    input, 4 the first downsampling conv, 8 the second, 12 and 16 the outputs of residual blocks 1
-    and 5)."""
+class AntialiasResnetGenerator(ResnetGenerator):
+    """CUT's ResNet generator: ``generators.ResnetGenerator`` with anti-aliased down- and
+    upsampling on by default. ``encode`` returns the features after chosen layers of
+    ``self.model`` (the paper's ``--nce_layers`` count modules of this sequence: with
+    anti-aliasing, 0 is the padded input, 4 the first downsampling conv, 8 the second, 12 and 16
+    the outputs of residual blocks 1 and 5)."""
 
     def __init__(
         self,
@@ -78,48 +42,9 @@ class AntialiasResnetGenerator(nn.Module):
         antialias: bool = True,
         antialias_up: bool = True,
     ) -> None:
-        super().__init__()
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            norm_tied(nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=bias)),
-            make_norm(ngf),
-            nn.ReLU(True),
-        ]
-        for i in range(2):
-            c_in, c_out = ngf * 2**i, ngf * 2 ** (i + 1)
-            if antialias:
-                conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=bias)
-                layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True), BlurDownsample(c_out)]
-            else:
-                conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1, bias=bias)
-                layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
-        layers += [ResnetBlock(ngf * 4, norm, use_dropout) for _ in range(n_blocks)]
-        for i in range(2):
-            c_in, c_out = ngf * 2 ** (2 - i), ngf * 2 ** (1 - i)
-            if antialias_up:
-                conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=bias)
-                layers += [BlurUpsample(c_in), norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
-            else:
-                conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias)
-                layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
-        """The outputs of modules ``layers`` of ``self.model`` (ascending), running only as far as
-        the last of them."""
-        wanted, feats = set(layers), []
-        for index, module in enumerate(self.model):
-            x = module(x)
-            if index in wanted:
-                feats.append(x)
-            if index == layers[-1]:
-                break
-        return feats
+        super().__init__(
+            input_nc, output_nc, ngf, norm, use_dropout, n_blocks, antialias=antialias, antialias_up=antialias_up
+        )
 
 
 @GENERATORS.register("resnet_9blocks_aa", size_multiple=4)

@@ -8,12 +8,13 @@ format: it fixes the state-dict keys, so reference checkpoints such as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from models.networks.layers import conv_bias, init_weights, norm_layer, norm_tied
+from models.networks.layers import BlurDownsample, BlurUpsample, conv_bias, init_weights, norm_layer, norm_tied
 from util.registry import Registry
 
 
@@ -67,6 +68,8 @@ class ResnetGenerator(nn.Module):
         use_dropout: bool = False,
         n_blocks: int = 9,
         padding_type: str = "reflect",
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         make_norm, bias = norm_layer(norm), conv_bias(norm)
@@ -78,30 +81,39 @@ class ResnetGenerator(nn.Module):
         ]
         n_downsampling = 2
         for i in range(n_downsampling):
-            mult = 2**i
-            layers += [
-                norm_tied(nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=bias)),
-                make_norm(ngf * mult * 2),
-                nn.ReLU(True),
-            ]
+            c_in, c_out = ngf * 2**i, ngf * 2 ** (i + 1)
+            # anti-aliased (CUT): a stride-1 conv, then a blurred stride-2 subsampling
+            conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1 if antialias else 2, padding=1, bias=bias)
+            layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
+            if antialias:
+                layers.append(BlurDownsample(c_out))
         mult = 2**n_downsampling
         layers += [ResnetBlock(ngf * mult, norm, use_dropout, padding_type) for _ in range(n_blocks)]
         for i in range(n_downsampling):
-            mult = 2 ** (n_downsampling - i)
-            layers += [
-                norm_tied(
-                    nn.ConvTranspose2d(
-                        ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
-                    )
-                ),
-                make_norm(ngf * mult // 2),
-                nn.ReLU(True),
-            ]
+            c_in, c_out = ngf * 2 ** (n_downsampling - i), ngf * 2 ** (n_downsampling - i - 1)
+            if antialias_up:  # a blurred upsampling, then a stride-1 conv
+                conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=bias)
+                layers += [BlurUpsample(c_in), norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
+            else:
+                conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias)
+                layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """The outputs of modules ``layers`` of ``self.model`` (ascending), running only as far as
+        the last of them (CUT's PatchNCE features)."""
+        wanted, feats = set(layers), []
+        for index, module in enumerate(self.model):
+            x = module(x)
+            if index in wanted:
+                feats.append(x)
+            if index == layers[-1]:
+                break
+        return feats
 
 
 class UnetSkipConnectionBlock(nn.Module):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn import init
 
 # Instance norm as in the reference: no affine parameters, no running statistics, so it adds
@@ -91,3 +93,43 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
 
     net.apply(visit)
     return net
+
+
+# ---- anti-aliased resampling (Zhang, ICML 2019), as CUT's code builds it -------------------------
+
+BINOMIAL = {3: (1.0, 2.0, 1.0), 4: (1.0, 3.0, 3.0, 1.0)}
+
+
+def blur_kernel(size: int) -> torch.Tensor:
+    """The normalised outer product of the binomial row of ``size`` taps."""
+    row = torch.tensor(BINOMIAL[size])
+    kernel = row[:, None] * row[None, :]
+    return kernel / kernel.sum()
+
+
+class BlurDownsample(nn.Module):
+    """Blur with [1, 2, 1]^T [1, 2, 1] / 16 and keep every second pixel (reflection padding 1)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        # a buffer, not a parameter: the paper's code stores it (state key "filt") and never trains it
+        self.register_buffer("filt", blur_kernel(3)[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2, groups=self.channels)
+
+
+class BlurUpsample(nn.Module):
+    """Double the size with a transposed [1, 3, 3, 1]^T [1, 3, 3, 1] / 64 * 4 blur (replicate padding 1,
+    then the paper's crop: one row/column off the start and one off the end)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.register_buffer("filt", (blur_kernel(4) * 4)[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        out = F.conv_transpose2d(padded, self.filt, stride=2, padding=2, groups=self.channels)
+        return out[:, :, 1:-1, 1:-1]
