@@ -181,6 +181,8 @@ class BaseModel:
             if cuda:
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             self.nets[name] = DistributedDataParallel(net, device_ids=[self.device.index] if cuda else None)
+        if self.ema is not None:  # DDP gave every rank rank 0's weights: the averages start there too
+            self.ema.reset({name: unwrap(self.nets[name]) for name in self.generators})
 
     # ---- --ema_decay: moving averages of the generators (models/ema.py) ----------------------
     def start_ema(self) -> None:
