@@ -340,10 +340,12 @@ class BaseModel:
             if main:
                 print(f"note: {source} holds no moving averages: --ema_decay starts them at its weights")
             return
-        nets = ema["nets"]
-        self.ema.load_state_dict(
-            {"updates": ema["updates"], "nets": {name: nets[self.checkpoint_key(name)] for name in self.generators}}
-        )
+        for name in self.generators:
+            key = self.checkpoint_key(name)
+            if key not in ema["nets"]:
+                raise UserError(f"{source} has no moving average of '{key}' (it has: {', '.join(sorted(ema['nets']))})")
+            load_net_state(self.ema.nets[name], ema["nets"][key], f"{source} [ema {key}]")
+        self.ema.updates = int(ema["updates"])
 
     def load_pools(self, pools: dict[str, dict]) -> None:
         """The image pools' contents and random streams (a checkpoint's ``pools``)."""

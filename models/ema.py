@@ -67,14 +67,9 @@ class GeneratorEMA:
 
     def state_dict(self) -> dict:
         """What a checkpoint keeps under ``"ema"``: the averaged state dicts and the update count
-        (the warm-up depends on it)."""
+        (the warm-up depends on it); ``BaseModel.load_ema`` restores it."""
         return {
             "decay": self.decay,
             "updates": self.updates,
             "nets": {name: net.state_dict() for name, net in self.nets.items()},
         }
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, average in self.nets.items():
-            average.load_state_dict(state["nets"][name])
-        self.updates = int(state["updates"])

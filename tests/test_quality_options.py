@@ -316,6 +316,13 @@ def test_export_of_a_resize_conv_generator_with_averages_passes_the_onnx_check(e
         with torch.no_grad():
             outputs[kind] = net.eval()(x)
     assert (got - outputs["ema"]).abs().max() <= 1e-4 < (got - outputs["raw"]).abs().max()
+    # --no_ema: the raw weights (TorchScript this time: the same check, without a second ONNX export)
+    raw_out = tmp_path / "raw"
+    args = ["--name", "up", "--checkpoints_dir", str(tmp / "ck"), "--format", "torchscript", "--out", str(raw_out)]
+    assert export.main([*args, "--no_ema"]) == 0
+    assert json.loads((raw_out / "up_G_A.json").read_text())["ema"] is False
+    with torch.no_grad():
+        assert (torch.jit.load(str(raw_out / "up_G_A.pt"))(x) - outputs["raw"]).abs().max() <= 1e-4
 
 
 # ---- --spectral_norm -----------------------------------------------------------------------------
