@@ -233,6 +233,7 @@ def _ddp_rank(rank: int, port: int, options: list[str], out: str) -> None:
         distributed.destroy()
 
 
+@pytest.mark.slow  # several processes: a minute or more on 2 loaded cores
 @pytest.mark.distributed
 def test_ddp_ranks_hold_the_same_averages_and_spectral_norm_state(tmp_path: Path) -> None:
     options = ["--dataroot", str(tmp_path), *TINY, "--seed", "1", "--ema_decay", "0.9", "--spectral_norm"]
@@ -246,6 +247,27 @@ def test_ddp_ranks_hold_the_same_averages_and_spectral_norm_state(tmp_path: Path
     model.load_networks(result["state"]["nets"], "ddp")
     model.load_ema(result["state"]["ema"], "ddp")
     assert model.ema.updates == 3
+
+
+@pytest.mark.slow  # several processes: a minute or more on 2 loaded cores
+@pytest.mark.distributed
+def test_torchrun_resume_with_averages_and_spectral_norm_is_bit_exact(tmp_path: Path) -> None:
+    """train.py under torchrun (2 gloo ranks): 4 steps in one go against 2 + --continue_train 2,
+    with --ema_decay and --spectral_norm: the saved weights (D's power-iteration vectors included),
+    averages and optimizers are equal bit for bit."""
+    from tests.test_distributed import dataset, torchrun
+
+    root = dataset(tmp_path / "data")
+    common = [*TINY, "--checkpoints_dir", str(tmp_path / "ck"), "--dataroot", str(root), "--seed", "4"]
+    common += ["--ema_decay", "0.9", "--spectral_norm", "--pool_size", "2"]
+    for name, steps in (("full", ["4"]), ("split", ["2", "4"])):
+        for i, max_iters in enumerate(steps):
+            done = torchrun([*common, "--name", name, "--max_iters", max_iters, *(["--continue_train"] if i else [])])
+            assert done.returncode == 0, done.stderr[-2000:]
+    full, again = load_checkpoint(tmp_path / "ck/full/latest.pth"), load_checkpoint(tmp_path / "ck/split/latest.pth")
+    assert again["total_iters"] == 4 and again["ema"]["updates"] == 4 and again["world_size"] == 2
+    for part in ("nets", "ema", "optimizers", "rng"):
+        assert_same_state(full[part], again[part], part)
 
 
 # ---- --upsample resize_conv ----------------------------------------------------------------------
