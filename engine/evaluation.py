@@ -686,6 +686,8 @@ class TrainingEvaluator:
             with preserved_rng(device):
                 scorer.style_scorer()
         self.scorer = scorer
+        if model.ema is not None:
+            print(f"--eval_freq scores the moving averages of {', '.join(model.generators)} (--ema_decay)")
 
     def __call__(self, model: BaseModel, epoch: int) -> EpochMetrics:
         weights, vgg = self.scorer.weights_record(), self.scorer.vgg_record()

@@ -4,6 +4,8 @@ reference's networks bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from pathlib import Path
@@ -97,10 +99,10 @@ def test_ema_is_the_warmed_up_exponential_average_of_the_weights() -> None:
 
 
 @pytest.fixture(scope="module")
-def ema_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def ema_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """A tiny cycle_gan run trained 2 epochs of 3 steps with --ema_decay 0.9 at a high learning
     rate (the average then differs visibly from the last weights), scored after each epoch
-    (--eval_freq 1, L1 against ground-truth folders); (dataset, tmp folder)."""
+    (--eval_freq 1, L1 against ground-truth folders); (dataset, tmp folder, what train.py printed)."""
     tmp = tmp_path_factory.mktemp("ema")
     root = tmp / "data"
     for side, count, seed in (("trainA", 3, 1), ("trainB", 2, 2), ("testA", 2, 3), ("testB", 2, 4)):
@@ -109,8 +111,10 @@ def ema_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         write_images(root / side, 2, seed=seed)
     extra = ["--ema_decay", "0.9", "--lr", "0.002", "--n_epochs", "1", "--n_epochs_decay", "1", "--seed", "5"]
     extra += ["--save_epoch_freq", "1", "--eval_freq", "1", "--metrics", "l1"]
-    assert train.main([*run_args(root, tmp, "ema"), *extra]) == 0
-    return root, tmp
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert train.main([*run_args(root, tmp, "ema"), *extra]) == 0
+    return root, tmp, printed.getvalue()
 
 
 def forward_png(root: Path, tmp: Path, weights: dict) -> torch.Tensor:
@@ -125,7 +129,7 @@ def forward_png(root: Path, tmp: Path, weights: dict) -> torch.Tensor:
 
 
 def test_ema_weights_are_saved_and_are_what_test_py_translates_with(ema_run, capsys) -> None:
-    root, tmp = ema_run
+    root, tmp, _ = ema_run
     state = load_checkpoint(tmp / "ck/ema/latest.pth")
     ema = state["ema"]
     assert ema["updates"] == 6 and ema["decay"] == 0.9 and set(ema["nets"]) == {"G_A", "G_B"}
@@ -149,7 +153,8 @@ def test_ema_weights_are_saved_and_are_what_test_py_translates_with(ema_run, cap
 def test_eval_freq_scores_the_averaged_generators(ema_run) -> None:
     """--eval_freq's L1 after each epoch is test.py's for that epoch's checkpoint with the averages,
     not with the raw weights (--no_ema)."""
-    root, tmp = ema_run
+    root, tmp, printed = ema_run
+    assert "--eval_freq scores the moving averages of G_A, G_B (--ema_decay)" in printed
     logged = [json.loads(line) for line in (tmp / "ck/ema/loss_log.jsonl").read_text().splitlines()]
     logged = [r["metrics"] for r in logged if r["kind"] == "metrics"]
     assert len(logged) == 2
@@ -314,7 +319,7 @@ def test_export_of_a_resize_conv_generator_with_averages_passes_the_onnx_check(e
     import onnx
     import onnxruntime
 
-    root, tmp = ema_run
+    root, tmp, _ = ema_run
     args = [*run_args(root, tmp, "up"), "--upsample", "resize_conv", "--ema_decay", "0.9", "--lr", "0.002"]
     assert train.main([*args, "--max_iters", "3", "--seed", "2"]) == 0
     out = tmp_path / "export"
