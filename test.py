@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from data import DATASETS
 from data.base_dataset import preprocess_from_options
 from engine.evaluation import (
     MetricScorer,
@@ -43,6 +44,7 @@ from engine.evaluation import (
     translate_and_score,
 )
 from engine.report import CheckpointScores, format_best_vs_last, write_run_report
+from engine.video import translate_video
 from models import BaseModel, create_model
 from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
@@ -126,7 +128,9 @@ def translate_checkpoints(
         out_dir = results_dir / f"{opt.phase}_{item.tag}"
         rows: dict[str, list[tuple[str, dict[str, Path]]]] = {}
         title = f"{opt.name}: {opt.phase}, epoch {item.tag}"
-        report = translate_and_score(model, opt, out_dir, scorer, title, results=rows if tracker else None)
+        # a clip (--dataset_mode video): every frame and a video instead of a page of every image
+        translate = translate_video if DATASETS.spec(opt.dataset_mode).clip else translate_and_score
+        report = translate(model, opt, out_dir, scorer, title, results=rows if tracker else None)
         print_report(report)
         print(f"results: {out_dir / 'index.html'}")
         scored = CheckpointScores(item.tag, item.epoch, item.checkpoint.total_iters, direction_scores(report))
