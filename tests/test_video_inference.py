@@ -61,11 +61,14 @@ def moving_square(index: int, width: int = 40, height: int = 56) -> np.ndarray:
     return frame
 
 
-def write_clip(path: Path, count: int, fps: int = 25, codec: str | None = None) -> Path:
-    """A small clip of ``count`` frames written with PyAV itself (H.264 or MPEG-4, 4:2:0)."""
+def write_clip(path: Path, count: int, fps: int = 25, codec: str | None = None, rotation: int = 0) -> Path:
+    """A small clip of ``count`` frames written with PyAV itself (H.264 or MPEG-4, 4:2:0); with
+    ``rotation``, a display matrix that turns the frames that many degrees counter-clockwise."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec or ENCODER, rate=fps)
         stream.width, stream.height, stream.pix_fmt = 40, 56, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         for i in range(count):
             frame = av.VideoFrame.from_ndarray(moving_square(i), format="rgb24")
             frame.pts = i
@@ -213,6 +216,26 @@ def test_num_test_limits_frames_and_a_rerun_leaves_no_stale_frames(tmp_path: Pat
     assert sorted(again) == [f"{n:06d}.png" for n in range(1, 6)]
     assert max(int(np.abs(again[name] - first[name]).max()) for name in again) <= 1  # float rounding of batch 4 vs 1
     assert len(decode(out / "clip_fake.mp4")[0]) == 5
+
+
+@pytest.mark.skipif(ENCODER is None, reason="this PyAV has no H.264 or MPEG-4 encoder")
+@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="PyAV < 16")
+def test_rotated_phone_clip_is_translated_upright(tmp_path: Path) -> None:
+    """A phone's portrait clip: 40x56 frames stored with a display matrix turning them 90 degrees
+    clockwise (rotation -90). The frames are translated as a player shows them, 56x40: each input is
+    the decoded frame turned clockwise, each output the generator's output for it."""
+    clip = write_clip(tmp_path / "phone.mp4", 3, rotation=-90)
+    net, flags = pretrained(tmp_path, "resnet_6blocks")
+    args = ["--dataroot", str(clip), "--dataset_mode", "video", *flags, "--results_dir", str(tmp_path / "r")]
+    assert test_script.main(args) == 0
+    out = clip_results(tmp_path, "r")
+    stored, _ = decode(clip)
+    for n, frame in enumerate(stored, start=1):
+        shown = np.rot90(frame, -1)  # clockwise
+        assert np.array_equal(png(out / "images" / f"phone_{n:06d}_real.png"), shown)
+        assert np.abs(png(out / "frames" / "fake" / f"{n:06d}.png") - translated(net, shown, 4)).max() <= 1
+    video, _ = decode(out / "phone_fake.mp4")
+    assert len(video) == 3 and video[0].shape == (40, 56, 3)
 
 
 @pytest.mark.skipif(ENCODER is None, reason="this PyAV has no H.264 or MPEG-4 encoder")

@@ -72,8 +72,28 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(error).__name__
 
 
+def _quarter_turns(frame: object) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` upright: its display matrix's rotation
+    (phones record portrait clips as landscape frames with a rotation of -90 or 90 degrees)."""
+    return round(getattr(frame, "rotation", 0) / 90) % 4
+
+
+def upright_size(frame: object) -> tuple[int, int]:
+    """(width, height) of ``frame`` as a player shows it."""
+    width, height = frame.width, frame.height
+    return (height, width) if _quarter_turns(frame) % 2 else (width, height)
+
+
+def upright(frame: object) -> np.ndarray:
+    """``frame`` as an HxWx3 uint8 RGB array, turned as a player shows it (FFmpeg's autorotate)."""
+    array = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+
 class VideoReader:
-    """The video stream of ``path``: ``size`` (width, height), ``fps`` (average frame rate, a
+    """The video stream of ``path``: ``size`` (width, height, as shown: a rotation in the file's
+    display matrix is applied to every frame), ``fps`` (average frame rate, a
     ``Fraction``; None when the file does not say), ``frame_count`` (what the container says, 0 when
     it does not: some containers only know by decoding), and ``frames()`` decoding the frames in
     order. Opening decodes the first frame, so an unreadable file, a file without a video stream and
@@ -95,7 +115,7 @@ class VideoReader:
             raise UserError(f"cannot read the video {self.path}: {_reason(e)}") from None
         if first is None:
             raise UserError(f"the video {self.path} has no frames")
-        self.size = (first.width, first.height)
+        self.size = upright_size(first)
 
     def count_frames(self) -> int:
         """The number of frames, counted from the stream's packets (read, not decoded): for
@@ -119,12 +139,13 @@ class VideoReader:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"  # frame and slice threads: several times faster on long clips
                 for frame in container.decode(stream):
-                    if (frame.width, frame.height) != self.size:
+                    size = upright_size(frame)
+                    if size != self.size:
                         raise UserError(
-                            f"frame {index + 1} of {self.path} is {frame.width}x{frame.height}, the first "
+                            f"frame {index + 1} of {self.path} is {size[0]}x{size[1]}, the first "
                             f"{self.size[0]}x{self.size[1]}: clips that change size are not supported"
                         )
-                    yield frame.to_ndarray(format="rgb24")
+                    yield upright(frame)
                     index += 1
         except av.error.FFmpegError as e:
             raise UserError(f"cannot decode frame {index + 1} of {self.path}: {_reason(e)}") from None
