@@ -70,7 +70,8 @@ class VideoDataset(BaseDataset):
 
     @classmethod
     def expected_layout(cls, phase: str) -> str:
-        return f"a video file ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder of frames"
+        # completes "expected a folder holding ..." (options.resolve's message for a missing --dataroot)
+        return f"frames (image files), or to be a video file itself ({', '.join(sorted(VIDEO_EXTENSIONS))})"
 
     @classmethod
     def reads_file(cls, path: Path) -> bool:

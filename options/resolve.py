@@ -28,7 +28,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         raise UserError("--dataroot is required (a dataset folder, or set it in --config)")
     layout = DATASETS.spec(values["dataset_mode"]).expected_layout(values["phase"])
     values["dataroot"] = resolve_dataroot(values["dataroot"], layout)
-    check_dataroot_file(values["dataroot"], values["dataset_mode"], layout)
+    check_dataroot_file(values["dataroot"], values["dataset_mode"], layout, is_train)
     if not values.get("name"):
         values["name"] = f"{values['dataroot'].resolve().name}_{values['model']}"
     if values.get("seed") is None:
@@ -56,13 +56,18 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
     return values
 
 
-def check_dataroot_file(path: Path, mode: str, layout: str) -> None:
+def check_dataroot_file(path: Path, mode: str, layout: str, is_train: bool) -> None:
     """A file as ``--dataroot`` only for a dataset mode that reads such a file; otherwise a one-line
-    error naming the modes that do (a video file: the mode that reads videos)."""
+    error naming the modes that do (a video file: the mode that reads videos, a test.py one)."""
     if not path.is_file() or DATASETS.spec(mode).reads_file(path):
         return
     readers = [name for name in DATASETS.names() if DATASETS.spec(name).reads_file(path)]
-    hint = f"; for this file use --dataset_mode {' or '.join(readers)}" if readers else ""
+    usable = [name for name in readers if DATASETS.spec(name).trainable or not is_train]
+    hint = ""
+    if usable:
+        hint = f"; for this file use --dataset_mode {' or '.join(usable)}"
+    elif readers:
+        hint = f"; test.py reads this file with --dataset_mode {' or '.join(readers)}, train.py cannot train on it"
     raise UserError(f"--dataroot {path} is a file, and --dataset_mode {mode} reads a folder holding {layout}{hint}")
 
 

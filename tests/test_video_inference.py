@@ -376,6 +376,18 @@ def test_a_video_file_needs_the_video_mode_and_a_positive_fps(tmp_path: Path, ca
         assert exc.value.code == 2 and len(lines) == 2 and lines[1] == f"test.py: error: {expected}", lines
 
 
+def test_train_py_says_a_video_is_for_test_py(tmp_path: Path, capsys) -> None:
+    clip = junk_file(tmp_path)  # only its name matters here: nothing is decoded
+    with pytest.raises(SystemExit) as exc:
+        train.main(["--dataroot", str(clip), *TINY])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(lines) == 2, lines
+    assert lines[1] == (
+        f"train.py: error: --dataroot {clip} is a file, and --dataset_mode unaligned reads a folder holding trainA/ "
+        "and trainB/; test.py reads this file with --dataset_mode video, train.py cannot train on it"
+    )
+
+
 def test_without_pyav(tmp_path: Path, capsys, monkeypatch) -> None:
     """PyAV is optional: without it (``import av`` fails) a video file is a one-line error saying to
     install it, and a folder of frames is still translated, every frame, with no video and a note."""
