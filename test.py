@@ -5,6 +5,7 @@
     python test.py --dataroot ./datasets/horse2zebra --name h2z --epoch all --metrics fid,kid
     python test.py --dataroot ./imgs --name horse2zebra_pretrained --model test --no_dropout
     python test.py --dataroot ./datasets/facades --name facades --model pix2pix --direction BtoA
+    python test.py --dataroot clip.mp4 --dataset_mode video --name horse2zebra_pretrained --model test --no_dropout
 
 Every image is translated (``--num_test`` limits it). Results go to
 ``results/<name>/<phase>_<epoch>/images/<stem>_<label>.png`` with an ``index.html``. The
@@ -16,6 +17,10 @@ L1, PSNR and SSIM of the translations are reported and written to ``metrics.json
 the real images of the target domain, per direction, or for a style model content_loss/style_loss
 against each output's content and style images (on VGG-19: ``--vgg_weights``, by default the
 training run's).
+
+A clip (``--dataset_mode video``: a video file, with PyAV, or a folder of frames) is translated frame by
+frame at its full size: ``frames/<label>/000001.png`` ... and ``<clip>_<label>.mp4`` at the source's
+frame rate (``--fps``), with a page showing the video and the first frames (see ``engine/video.py``).
 
 A style model (``--model adain``) stylises every content image with every style image instead
 (``<content>__<style>_stylized.png``; ``--style_image``, ``--style_weights``, ``--alpha``: see
