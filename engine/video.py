@@ -91,11 +91,12 @@ def translate_clip(
     video_path = out_dir / f"{dataset.name}_{label}.mp4"
     encoder = available_encoder()
     loader = DataLoader(ClipItems(dataset, opt.num_test), batch_size=None, num_workers=min(opt.num_threads, 1))
-    total = int(min(len(dataset), opt.num_test))
     writer: VideoWriter | None = None
     rows: list[tuple[str, dict[str, Path]]] = []
     written = 0
-    progress = tqdm(total=total, unit="frame", desc=f"{dataset.name} -> {label}", disable=not sys.stderr.isatty())
+    shown = sys.stderr.isatty()  # a bar for a person; len() may read the whole file (its packets): only then
+    total = int(min(len(dataset), opt.num_test)) if shown else None
+    progress = tqdm(total=total, unit="frame", desc=f"{dataset.name} -> {label}", disable=not shown)
     try:
         for batch in batches(loader, test_batch_size(model, opt)):
             outputs = model.inference(side, torch.stack([item["A"] for item in batch]), items=batch)
