@@ -442,3 +442,10 @@ def test_writer_codecs_and_no_partial_file(tmp_path: Path, codec: str) -> None:
         writer.write(frames[0])
         raise RuntimeError("stopped midway")
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+@pytest.mark.skipif(ENCODER is None, reason="this PyAV has no H.264 or MPEG-4 encoder")
+def test_frames_counted_when_the_container_does_not_say(tmp_path: Path) -> None:
+    """Matroska records no frame count: it is counted from the packets, without decoding."""
+    reader = VideoReader(write_clip(tmp_path / "clip.mkv", 5))
+    assert reader.frame_count == 0 and reader.count_frames() == 5 == len(list(reader.frames()))
