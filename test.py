@@ -5,6 +5,7 @@
     python test.py --dataroot ./datasets/horse2zebra --name h2z --epoch all --metrics fid,kid
     python test.py --dataroot ./imgs --name horse2zebra_pretrained --model test --no_dropout
     python test.py --dataroot ./datasets/facades --name facades --model pix2pix --direction BtoA
+    python test.py --dataroot clip.mp4 --dataset_mode video --name horse2zebra_pretrained --model test --no_dropout
 
 Every image is translated (``--num_test`` limits it). Results go to
 ``results/<name>/<phase>_<epoch>/images/<stem>_<label>.png`` with an ``index.html``. The
@@ -16,6 +17,10 @@ L1, PSNR and SSIM of the translations are reported and written to ``metrics.json
 the real images of the target domain, per direction, or for a style model content_loss/style_loss
 against each output's content and style images (on VGG-19: ``--vgg_weights``, by default the
 training run's).
+
+A clip (``--dataset_mode video``: a video file, with PyAV, or a folder of frames) is translated frame by
+frame at its full size: ``frames/<label>/000001.png`` ... and ``<clip>_<label>.mp4`` at the source's
+frame rate (``--fps``), with a page showing the video and the first frames (see ``engine/video.py``).
 
 A style model (``--model adain``) stylises every content image with every style image instead
 (``<content>__<style>_stylized.png``; ``--style_image``, ``--style_weights``, ``--alpha``: see
@@ -34,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from data import DATASETS
 from data.base_dataset import preprocess_from_options
 from engine.evaluation import (
     MetricScorer,
@@ -43,6 +49,7 @@ from engine.evaluation import (
     translate_and_score,
 )
 from engine.report import CheckpointScores, format_best_vs_last, write_run_report
+from engine.video import translate_video
 from models import BaseModel, create_model
 from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
@@ -127,7 +134,9 @@ def translate_checkpoints(
         out_dir = results_dir / f"{opt.phase}_{item.tag}"
         rows: dict[str, list[tuple[str, dict[str, Path]]]] = {}
         title = f"{opt.name}: {opt.phase}, epoch {item.tag}"
-        report = translate_and_score(model, opt, out_dir, scorer, title, results=rows if tracker else None)
+        # a clip (--dataset_mode video): every frame and a video instead of a page of every image
+        translate = translate_video if DATASETS.spec(opt.dataset_mode).clip else translate_and_score
+        report = translate(model, opt, out_dir, scorer, title, results=rows if tracker else None)
         print_report(report)
         print(f"results: {out_dir / 'index.html'}")
         scored = CheckpointScores(item.tag, item.epoch, item.checkpoint.total_iters, direction_scores(report))

@@ -22,6 +22,7 @@ from data import (  # noqa: F401  (registration)
     style_dataset,
     template_dataset,
     unaligned_dataset,
+    video_dataset,
 )
 from data.base_dataset import DATASETS, BaseDataset
 from data.sampler import EpochSampler

@@ -41,10 +41,21 @@ class BaseDataset(torch.utils.data.Dataset):
     # the aligned mode's other halves); the model turns it into an image (``ground_truth_label``),
     # which test.py saves next to the results and scores the translation against.
     ground_truth: bool = False
+    # Whether the test items are the frames of one clip, in order: test.py then writes every
+    # translated frame and a video of them instead of a page of every image (engine/video.py).
+    clip: bool = False
+    # The --preprocess test.py uses unless one is given (None: the options' own, e.g. the training
+    # run's): a clip is translated at its full frame size.
+    test_preprocess: str | None = None
 
     @classmethod
     def expected_layout(cls, phase: str) -> str:
         return f"{phase}A/ and {phase}B/"
+
+    @classmethod
+    def reads_file(cls, path: Path) -> bool:
+        """Whether ``--dataroot`` may be the file ``path`` (a video) rather than a folder."""
+        return False
 
     def __init__(self, opt: Options) -> None:
         self.opt = opt

@@ -524,6 +524,19 @@ def unit(images: torch.Tensor) -> torch.Tensor:
     return (images.float() + 1) / 2
 
 
+def test_batch_size(model: BaseModel, opt: Options) -> int:
+    """Images per forward pass at test time: ``--test_batch_size`` (or the device's default), but 1
+    for a model whose outputs depend on the batch. In train mode (the default, as the reference
+    tests) batch norm's statistics would mix the images of a batch, and dropout would draw its masks
+    in another order: either way batching would change the outputs."""
+    batch_dependent = not opt.eval and any(
+        isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd))
+        for net in model.nets.values()
+        for m in net.modules()
+    )
+    return 1 if batch_dependent else (opt.test_batch_size or default_test_batch_size(model.device.type))
+
+
 def translate_folder(
     model: BaseModel,
     side: str,
@@ -540,15 +553,7 @@ def translate_folder(
     inputs and the style images their items carry while they are in memory, and each row keeps
     its values (holding every output, input and style image of a test set until the end would
     not fit in memory)."""
-    # In train mode (the default, as the reference tests) batch norm's statistics would mix the
-    # images of a batch, and dropout would draw its masks in another order: either way batching
-    # would change the outputs, so such a model translates one image at a time.
-    batch_dependent = not opt.eval and any(
-        isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd))
-        for net in model.nets.values()
-        for m in net.modules()
-    )
-    batch_size = 1 if batch_dependent else (opt.test_batch_size or default_test_batch_size(model.device.type))
+    batch_size = test_batch_size(model, opt)
     count = int(min(len(dataset), opt.num_test))
     subset = torch.utils.data.Subset(dataset, range(count))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
@@ -594,12 +599,18 @@ def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:
     """Save one output as PNG, shaped by ``--aspect_ratio`` as the reference does it: above 1 the
     height is multiplied by it, below 1 the width is divided by it (bicubic). (The reference
     also swaps width and height on non-square outputs; here the other side is kept.)"""
+    # results are flushed once, at the end of translate_and_score
+    return save_image(result_array(image, aspect_ratio), path, fsync=False)
+
+
+def result_array(image: torch.Tensor, aspect_ratio: float) -> np.ndarray:
+    """One output as the uint8 HxWx3 array ``save_result`` saves (``--aspect_ratio`` applied)."""
     array = tensor_to_uint8(image)
     if aspect_ratio != 1.0:
         h, w = array.shape[:2]
         size = (w, int(h * aspect_ratio)) if aspect_ratio > 1 else (int(w / aspect_ratio), h)
         array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
-    return save_image(array, path, fsync=False)  # results are flushed once, at the end of translate_and_score
+    return array
 
 
 def save_ground_truth(

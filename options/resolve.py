@@ -5,6 +5,7 @@ trains), so no component is named here. Every failed check is a one-line ``UserE
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         raise UserError("--dataroot is required (a dataset folder, or set it in --config)")
     layout = DATASETS.spec(values["dataset_mode"]).expected_layout(values["phase"])
     values["dataroot"] = resolve_dataroot(values["dataroot"], layout)
+    check_dataroot_file(values["dataroot"], values["dataset_mode"], layout, is_train)
     if not values.get("name"):
         values["name"] = f"{values['dataroot'].resolve().name}_{values['model']}"
     if values.get("seed") is None:
@@ -39,6 +41,9 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         check_processes(values["nproc_per_node"], values["gpu_ids"], len(gpus))
     if not is_train and values.get("test_batch_size") is None:
         values["test_batch_size"] = default_test_batch_size("cuda" if gpus and torch.cuda.is_available() else "cpu")
+    test_preprocess = DATASETS.spec(values["dataset_mode"]).test_preprocess
+    if not is_train and test_preprocess is not None and "preprocess" not in explicit:
+        values["preprocess"] = test_preprocess  # e.g. a video's full frames, whatever the run trained on
     if not is_train and "load_size" not in explicit:
         values["load_size"] = test_load_size(values["preprocess"], values["load_size"], values["crop_size"])
     if is_train and not values.get("display_env"):
@@ -50,6 +55,21 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
     return values
+
+
+def check_dataroot_file(path: Path, mode: str, layout: str, is_train: bool) -> None:
+    """A file as ``--dataroot`` only for a dataset mode that reads such a file; otherwise a one-line
+    error naming the modes that do (a video file: the mode that reads videos, a test.py one)."""
+    if not path.is_file() or DATASETS.spec(mode).reads_file(path):
+        return
+    readers = [name for name in DATASETS.names() if DATASETS.spec(name).reads_file(path)]
+    usable = [name for name in readers if DATASETS.spec(name).trainable or not is_train]
+    hint = ""
+    if usable:
+        hint = f"; for this file use --dataset_mode {' or '.join(usable)}"
+    elif readers:
+        hint = f"; test.py reads this file with --dataset_mode {' or '.join(readers)}, train.py cannot train on it"
+    raise UserError(f"--dataroot {path} is a file, and --dataset_mode {mode} reads a folder holding {layout}{hint}")
 
 
 def checkpoint_tag(epoch: str, load_iter: int, epoch_given: bool) -> str:

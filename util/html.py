@@ -55,6 +55,16 @@ class HTMLPage:
                             tags.br()
                             tags.span(label)
 
+    def add_video(self, rel_path: str, width: int = 512) -> None:
+        """A video player for the file at ``rel_path`` (relative to ``root``), with a link to it (a
+        browser plays H.264 MP4; for other codecs the link downloads the file)."""
+        href = quote(Path(rel_path).as_posix())
+        with self.doc:
+            with tags.p():
+                tags.video(src=href, controls=True, loop=True, muted=True, style=f"max-width:{width}px")
+                tags.br()
+                tags.a(Path(rel_path).name, href=href)
+
     def add_table(
         self,
         header: Sequence[str],
