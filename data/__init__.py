@@ -2,7 +2,9 @@
 
 To add a dataset: copy ``template_dataset.py`` to ``<mode>_dataset.py``, register the class
 with ``@DATASETS.register("<mode>")``, and import the module below. ``--dataset_mode <mode>``
-then works, and the class's ``modify_options`` hook may add options.
+then works, and the class's ``modify_options`` hook may add options. Image files that cannot be
+decoded are handled here for every dataset (``data/readable.py``: replaced and warned at training,
+skipped and named at test), so a dataset only lets ``load_image``'s ``UnreadableImage`` through.
 """
 
 from __future__ import annotations
