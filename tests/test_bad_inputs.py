@@ -407,6 +407,34 @@ def test_training_replaces_unreadable_images_and_warns_once_each(
     CASES.extend([f"{path.name} x train.py --model {entry} (replaced)" for path in bad])
 
 
+def test_training_stops_once_more_files_than_allowed_are_unreadable(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--max_unreadable 0.2 of 12 items allows 2: the third unreadable file met ends training with
+    one error line naming it and the two before it, after a warning for each as it is met. (The
+    bad files lie between good ones, so no single item runs out of replacements first.)"""
+    root = tmp_path / "data"
+    cycle_gan_data(root)
+    bad = [write_unreadable(root / "trainA", prefix=f"{i:04d}_")[i] for i in range(6)]  # 0000.png, 0000_*, 0001.png ...
+    for path in (root / "trainA").glob("*_*"):
+        if path not in bad:
+            path.unlink()
+    argv = run_args(root, tmp_path / "ck", "cg")
+    status, _, err = ran(capsys, train.main, [*argv, "--max_unreadable", "0.2", "--max_iters", "24"])
+    *warnings, error = err.strip().splitlines()
+    assert status == 2 and "Traceback" not in err
+    warned = [re.match(r"warning: cannot read image (\S+): .*; replaced by the next item$", w) for w in warnings]
+    assert len(warned) == 3 and all(warned), warnings  # each file named as it is met
+    met = [Path(match.group(1)) for match in warned]  # type: ignore[union-attr]
+    assert set(met) <= set(bad) and len(set(met)) == 3
+    listed = re.match(
+        r"train.py: error: cannot read image (\S+): .*; also unreadable: (\S+), (\S+) \(3 unreadable, ", error
+    )
+    assert listed and [Path(p) for p in listed.groups()] == met, error
+    assert "more than the 2 that --max_unreadable 0.2 of 12 items allows" in error
+    CASES.append("3 unreadable of 12 items x train.py --max_unreadable 0.2")
+
+
 def test_replacement_keeps_exact_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The replacement rule depends only on the index and the files: a run with unreadable files,
     stopped mid-epoch and resumed with --continue_train, ends in the uninterrupted run's state."""
@@ -704,6 +732,10 @@ FLAG_CASES = {
     "unknown dataset_mode": (["--dataset_mode", "paired"], "paired"),
     "lr not a number": (["--lr", "fast"], "--lr"),
     "max_unreadable above 1": (["--max_unreadable", "2"], "--max_unreadable"),
+    "config file missing": (["--config", "/nonexistent/run.yaml"], "/nonexistent/run.yaml"),
+    "gpu_ids not numbers": (["--gpu_ids", "zero"], "--gpu_ids"),
+    "abbreviated flag": (["--continue"], "--continue"),
+    "num_threads negative": (["--num_threads", "-2"], "--num_threads"),
 }
 
 
@@ -712,8 +744,10 @@ def test_bad_flags_are_one_line_naming_the_flag(case: str, tiny_dataset: Path, t
     extra, names = FLAG_CASES[case]
     fails(capsys, train.main, "train.py", run_args(tiny_dataset, tmp_path / "ck", "f", *extra), names, case)
     if case != "max_unreadable above 1":  # a training flag
-        argv = ["--dataroot", str(tiny_dataset), "--name", "f", "--checkpoints_dir", str(tmp_path / "ck"), *extra]
-        fails(capsys, test_script.main, "test.py", [*argv, "--gpu_ids", "-1"], names, case)
+        argv = ["--dataroot", str(tiny_dataset), "--name", "f", "--checkpoints_dir", str(tmp_path / "ck")]
+        fails(
+            capsys, test_script.main, "test.py", [*argv, "--gpu_ids", "-1", *extra], names, case
+        )  # extra last: it wins
 
 
 # ---- checkpoints -------------------------------------------------------------------------------------------
