@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import struct
 import subprocess
@@ -792,6 +793,10 @@ def test_bad_checkpoints_are_refused_in_one_line(kind: str, tmp_path: Path, caps
     file never appears: weights_only refuses it); the run folder is byte-identical afterwards."""
     marker = tmp_path / "PWNED"
     content = bad_checkpoints(tmp_path, marker)[kind]
+    if kind == "pickled_code":  # the payload is live: plain unpickling runs it (on another marker)
+        live = tmp_path / "LIVE"
+        pickle.loads(pickle.dumps(SideEffect(live)))
+        assert live.read_text() == "the pickle ran code"
     folder = tmp_path / "photos"
     write_images(folder, 2)
     ck = tmp_path / "ck"
