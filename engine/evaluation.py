@@ -592,10 +592,12 @@ def translate_folder(
                 rows.append(Translated(stem, relative, files))
     if skipped:
         if not rows:
-            raise UserError(f"none of the {count} images of {dataset.folder} can be read (first: {skipped[0]})")
+            raise UserError(f"none of the {len(skipped)} images of {dataset.folder} can be read (first: {skipped[0]})")
         shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        translated = len({row.relative for row in rows})
         print(
-            f"warning: {len(skipped)} of {count} images of {dataset.folder} skipped, unreadable: {shown}",
+            f"warning: {len(skipped)} unreadable image(s) of {dataset.folder} skipped "
+            f"({translated} translated): {shown}",
             file=sys.stderr,
         )
     return rows
@@ -603,12 +605,14 @@ def translate_folder(
 
 def readable_items(loader: DataLoader, skipped: list[str]) -> Iterator[dict]:
     """The items of a ``SkipUnreadable`` loader that could be read; each unreadable input is
-    warned about with its reason and its path appended to ``skipped``."""
+    warned about once with its reason (a style model's test set holds it once per style) and its
+    path appended to ``skipped``."""
     for item in loader:
         if UNREADABLE_KEY in item:
             path, reason = item[UNREADABLE_KEY]
-            print(f"warning: cannot read image {path}: {reason}; skipped", file=sys.stderr)
-            skipped.append(path)
+            if path not in skipped:
+                print(f"warning: cannot read image {path}: {reason}; skipped", file=sys.stderr)
+                skipped.append(path)
             continue
         yield item
 

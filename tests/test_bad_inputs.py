@@ -496,7 +496,7 @@ def test_test_py_skips_and_names_unreadable_inputs(tmp_path: Path, capsys: pytes
     assert status == 0 and "Traceback" not in err, err
     warned = re.findall(r"^warning: cannot read image (\S+): .*; skipped$", err, flags=re.M)
     assert sorted(warned) == sorted(map(str, bad))
-    assert f"warning: 6 of 9 images of {folder} skipped, unreadable: " in err
+    assert f"warning: 6 unreadable image(s) of {folder} skipped (3 translated): " in err
     results = tmp_path / "res" / "pretrained" / "test_latest"
     assert sorted(p.name for p in (results / "images").glob("*_fake.png")) == [f"000{i}_fake.png" for i in range(3)]
     CASES.extend([f"{path.name} x test.py --model test (skipped)" for path in bad])
