@@ -19,16 +19,18 @@ processes) stopped because another was lost, 128+N stopped by signal N (after sa
 
 from __future__ import annotations
 
+import io
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
+from data.readable import UnreadableLog
 from engine import distributed, launch
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
@@ -47,8 +49,9 @@ from util.seeds import stream_seed
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        opt = parse_options(argv, is_train=True, prog="train.py")
-        check_tracker_packages(opt)  # --use_wandb / --use_tensorboard without the package: say so now
+        with first_process_says_it():
+            opt = parse_options(argv, is_train=True, prog="train.py")  # a bad flag: usage + error, exit 2
+            check_tracker_packages(opt)  # --use_wandb / --use_tensorboard without the package: say so now
         if launch.wanted(opt):  # several GPUs / --nproc_per_node without torchrun: start them, as torchrun would
             return launch.launch(opt, sys.argv[1:] if argv is None else argv, script=__file__)
         # under torchrun: join the process group (a single process: nothing to join)
@@ -60,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 3
     except UserError as e:  # also errors from dataset code inside DataLoader workers
-        print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
+        if not said_by_another_process():
+            print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # another rank gone: its own error (or the launcher's) says why
         if (said := distributed.lost_peer(e)) is None:
@@ -72,6 +76,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return launch.PEER_LEFT
     finally:
         distributed.destroy()
+
+
+def said_by_another_process() -> bool:
+    """Whether this is one of several processes started on this machine by torchrun that has not
+    joined the group yet, and not the first of them (LOCAL_RANK 0). Until then every process runs
+    the same checks on the same options and files, so a bad flag or --dataroot fails them all alike:
+    the first says it, the others only exit with its status, so a job prints one line per machine
+    rather than one per process. (torchrun then adds its own summary of the failed processes.)"""
+    return distributed.launched() and not distributed.active() and distributed.local_rank() != 0
+
+
+@contextmanager
+def first_process_says_it() -> Iterator[None]:
+    """Checks that fail every process alike (``said_by_another_process``): this one keeps quiet and
+    lingers, so the first one says why and ends first, and torchrun names it as the root cause
+    rather than killing it before it has said anything."""
+    if not said_by_another_process():
+        yield
+        return
+    try:
+        with redirect_stderr(io.StringIO()):
+            yield
+    except (SystemExit, UserError):
+        time.sleep(launch.PEER_LEFT_GRACE_S)
+        raise
 
 
 def rank_prefix() -> str:
@@ -89,6 +118,7 @@ def train(opt: Options) -> int:
     seed_everything(opt.seed)
     dataset = create_dataset(opt, split="train")  # each rank: its shard of every epoch, epoch_length samples
     loader, sampler = create_train_loader(dataset, opt, device, distributed.rank(), distributed.world_size())
+    unreadable = UnreadableLog(len(dataset), opt.max_unreadable)  # files the loader had to replace
     model, epoch_length = create_model(opt, device), sampler.epoch_length
     model.distribute()  # under torchrun: DDP, gradients averaged over the ranks
     model.compile()  # --compile: torch.compile each network
@@ -117,7 +147,8 @@ def train(opt: Options) -> int:
             while position.epoch <= last_epoch(opt):
                 # One epoch (the rest of one after a resume).
                 started = time.time()
-                train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop)
+                batches = unreadable.watch(loader)
+                train_epoch(opt, model, dataset, batches, sampler, position, tracker, run, saves, visualizer, bar, stop)
                 # Its end: the LR step, then the saves of "start of the next epoch", the evaluation.
                 epoch_ended = position.epoch_done(epoch_length)
                 if epoch_ended:
@@ -126,6 +157,8 @@ def train(opt: Options) -> int:
                     note(
                         f"End of epoch {finished} / {last_epoch(opt)}: {time.time() - started:.1f} s, next lr {lr:.3g}"
                     )
+                    if (replaced := unreadable.end_epoch()) is not None:
+                        note(f"epoch {finished}: {replaced}")
                     run.save(saves.at_epoch_end(finished, position), position)
                     if saves.evaluation_due(finished):  # rank 0, after saving; a failure only warns
                         if evaluate is not None:
@@ -146,7 +179,7 @@ def train_epoch(
     opt: Options,
     model: BaseModel,
     dataset: BaseDataset,
-    loader: DataLoader,
+    loader: Iterable[dict],
     sampler: EpochSampler,
     position: RunPosition,
     tracker: LossTracker,
@@ -160,7 +193,7 @@ def train_epoch(
     dataset.set_epoch(position.epoch)
     sampler.set_epoch(position.epoch, start=position.epoch_samples)
     timer = StepTimer()
-    for batch in stop.batches(loader):
+    for batch in stop.batches(loader):  # the loader's batches, unreadable files warned (data.readable)
         timer.got_batch()
         losses = model.train_step(batch)
         model.update_ema()  # --ema_decay: the generators' moving averages (nothing without it)

@@ -2,7 +2,9 @@
 
 To add a dataset: copy ``template_dataset.py`` to ``<mode>_dataset.py``, register the class
 with ``@DATASETS.register("<mode>")``, and import the module below. ``--dataset_mode <mode>``
-then works, and the class's ``modify_options`` hook may add options.
+then works, and the class's ``modify_options`` hook may add options. Image files that cannot be
+decoded are handled here for every dataset (``data/readable.py``: replaced and warned at training,
+skipped and named at test), so a dataset only lets ``load_image``'s ``UnreadableImage`` through.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from data import (  # noqa: F401  (registration)
     video_dataset,
 )
 from data.base_dataset import DATASETS, BaseDataset
+from data.readable import DEFAULT_MAX_FRACTION, UNREADABLE_KEY, ReplaceUnreadable
 from data.sampler import EpochSampler
 from util.errors import UserError
 from util.seeds import stream_seed
@@ -61,7 +64,9 @@ def quiet_worker_signals(worker_id: int) -> None:
 
 def collate(items: list[dict]) -> dict:
     """``default_collate`` with a one-line error when the images of a batch differ in size, which
-    happens with ``--preprocess none`` or ``scale_width`` and images of several sizes."""
+    happens with ``--preprocess none`` or ``scale_width`` and images of several sizes. The files
+    that had to be replaced (``data.readable``) are gathered into one list under ``UNREADABLE_KEY``."""
+    unreadable = [failure for item in items for failure in item.pop(UNREADABLE_KEY, ())]
     for key in ("A", "B"):
         sizes = sorted({tuple(item[key].shape[-2:]) for item in items if key in item})
         if len(sizes) > 1:
@@ -70,7 +75,9 @@ def collate(items: list[dict]) -> dict:
                 f"one batch holds images of different sizes ({shown}): use --batch_size 1, or a "
                 "--preprocess that crops to --crop_size"
             )
-    return default_collate(items)
+    batch = default_collate(items)
+    batch[UNREADABLE_KEY] = unreadable
+    return batch
 
 
 def create_train_loader(
@@ -78,12 +85,14 @@ def create_train_loader(
 ) -> tuple[DataLoader, EpochSampler]:
     """A DataLoader over ``dataset`` driven by an ``EpochSampler`` (shuffled unless
     ``--serial_batches``) that gives this ``rank`` its shard of each epoch; ``--batch_size`` is
-    per process. Workers are re-created every epoch so they see ``dataset.epoch``."""
+    per process. Workers are re-created every epoch so they see ``dataset.epoch``. An item whose
+    image cannot be read is replaced by the next one (``data.readable``: the policy, and
+    ``UnreadableLog``, which the training loop runs the batches through)."""
     sampler = EpochSampler(
         len(dataset), shuffle=not opt.serial_batches, seed=opt.seed, rank=rank, world_size=world_size
     )
     loader = DataLoader(
-        dataset,
+        ReplaceUnreadable(dataset, opt.get("max_unreadable", DEFAULT_MAX_FRACTION)),
         batch_size=opt.batch_size,
         sampler=sampler,
         # more workers than cores only adds contention (and a warning from torch)

@@ -32,6 +32,12 @@ class BaseDataset(torch.utils.data.Dataset):
     ``epoch`` is set by the training loop before each epoch (the DataLoader copies the dataset
     into its workers when the epoch's iterator is created), so per-sample randomness can be
     derived from (seed, epoch, index).
+
+    Images are decoded with ``util.image.load_image``; a file it cannot decode raises
+    ``UnreadableImage`` out of ``__getitem__``, and ``data.readable`` applies the one policy for
+    every dataset: at training the item is replaced by the next one (warned once per file, counted
+    per epoch, training stops past ``--max_unreadable``), at test time it is skipped and named.
+    A dataset catches nothing of it.
     """
 
     # The spec generic code reads (``DATASETS.spec(mode)`` is the class): whether train.py may

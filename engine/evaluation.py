@@ -47,6 +47,7 @@ from tqdm import tqdm
 from data import DATASETS, create_dataset
 from data.base_dataset import OTHER, STYLE_KEYS, ImageFolderDataset, folder_letter
 from data.image_folder import is_image_file, load_image
+from data.readable import UNREADABLE_KEY, SkipUnreadable
 from data.transforms import sample_rng
 from engine.checkpoint import (
     InferenceCheckpoint,
@@ -555,12 +556,14 @@ def translate_folder(
     not fit in memory)."""
     batch_size = test_batch_size(model, opt)
     count = int(min(len(dataset), opt.num_test))
-    subset = torch.utils.data.Subset(dataset, range(count))
+    # an input that cannot be read is skipped and named, never silently (data.readable's policy)
+    subset = SkipUnreadable(torch.utils.data.Subset(dataset, range(count)))
     loader = DataLoader(subset, batch_size=None, num_workers=opt.num_threads)
     rows: list[Translated] = []
     used: dict[str, str] = {}  # file stem -> what it was made from
     label = model.translation_label(side)
-    for batch in batches(loader, batch_size):
+    skipped: list[str] = []
+    for batch in batches(readable_items(loader, skipped), batch_size):
         images = torch.stack([item["A"] for item in batch])
         outputs = model.inference(side, images, items=batch)
         scored: list[dict[str, float]] = [{} for _ in batch]
@@ -592,7 +595,31 @@ def translate_folder(
                 rows.append(Translated(stem, relative, files, scored[i], paths, weights))
             else:
                 rows.append(Translated(stem, relative, files))
+    if skipped:
+        if not rows:
+            raise UserError(f"none of the {len(skipped)} images of {dataset.folder} can be read (first: {skipped[0]})")
+        shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        translated = len({row.relative for row in rows})
+        print(
+            f"warning: {len(skipped)} unreadable image(s) of {dataset.folder} skipped "
+            f"({translated} translated): {shown}",
+            file=sys.stderr,
+        )
     return rows
+
+
+def readable_items(loader: DataLoader, skipped: list[str]) -> Iterator[dict]:
+    """The items of a ``SkipUnreadable`` loader that could be read; each unreadable input is
+    warned about once with its reason (a style model's test set holds it once per style) and its
+    path appended to ``skipped``."""
+    for item in loader:
+        if UNREADABLE_KEY in item:
+            path, reason = item[UNREADABLE_KEY]
+            if path not in skipped:
+                print(f"warning: cannot read image {path}: {reason}; skipped", file=sys.stderr)
+                skipped.append(path)
+            continue
+        yield item
 
 
 def save_result(image: torch.Tensor, path: Path, aspect_ratio: float) -> Path:

@@ -191,7 +191,12 @@ def export_generator(
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(1, input_nc, side, side, generator=generator) * 2 - 1
     check = torch.rand(2, input_nc, *check_size(size_multiple), generator=generator) * 2 - 1
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    try:  # --out under a file, or somewhere not writable: say so in one line, not a traceback
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(
+            f"cannot create the output folder {stem.parent} ({e.strerror or e}): pick another --out"
+        ) from None
     results = []
     for fmt in formats:
         path = stem.with_suffix(".onnx" if fmt == "onnx" else ".pt")

@@ -289,4 +289,20 @@ def run_generator(
     height, width = images.shape[-2:]
     if tile and max(math.ceil(height / multiple), math.ceil(width / multiple)) * multiple > tile:
         return run_tiled(net, images, multiple, tile, overlap, stats_size=stats_size)
-    return net(pad_to_multiple(images, multiple))[..., :height, :width]
+    return net(pad_to_multiple(at_least(images, MIN_SIDE), multiple))[..., :height, :width]
+
+
+# The smallest side a generator is run on. A resnet generator (size multiple 4) normalises and
+# reflection-pads its features at 1/4 scale, which needs 2x2 of them: a 1x1 or 3x2 image (a
+# thumbnail in a scraped folder, translated whole with --preprocess none) failed with a traceback
+# from instance norm. Smaller images are padded up (replicating their edge) and the output cropped
+# back; U-Nets (multiples of 128 and 256) are padded further than this anyway.
+MIN_SIDE = 8
+
+
+def at_least(images: torch.Tensor, side: int) -> torch.Tensor:
+    """``images`` padded at the bottom and right (replicating the edge) to sides of at least ``side``."""
+    height, width = images.shape[-2:]
+    if height >= side and width >= side:
+        return images
+    return F.pad(images, (0, max(0, side - width), 0, max(0, side - height)), mode="replicate")

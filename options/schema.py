@@ -43,6 +43,17 @@ def int_or_inf(value: str | int | float) -> float | int:
         raise argparse.ArgumentTypeError(f"expected an integer or inf, got {value!r}") from None
 
 
+def fraction(value: str | int | float) -> float:
+    """A number from 0 to 1."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {value!r}") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {value!r}")
+    return number
+
+
 def metric_list(value: str | list | tuple) -> str:
     """``--metrics fid,kid``: registered metric names, comma-separated (a YAML list works too).
 
@@ -377,6 +388,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add(g, "--no_html", action="store_true", help="do not write checkpoints/<name>/web/")
     add(g, "--print_freq", type=int, default=100, help="log losses every N iterations")
     add_tracker_options(parser, is_train=True)
+
+    g = group(parser, "data")
+    add(
+        g,
+        "--max_unreadable",
+        type=fraction,
+        default=0.01,
+        help="images that cannot be decoded are replaced by the next item and warned once; training stops when more "
+        "files than this fraction of an epoch's items are unreadable (0: at the first; see data/readable.py)",
+    )
 
     g = group(parser, "saving")
     add(g, "--save_latest_freq", type=int, default=5000, help="save 'latest' every N iterations")

@@ -19,7 +19,7 @@ from engine import distributed, launch
 from engine.checkpoint import load_checkpoint
 from options import INVOCATION, parse_options
 from tests.conftest import REPO_ROOT, TINY, assert_same_state
-from tests.test_distributed import args, child_env, dataset, torchrun, train_records
+from tests.test_distributed import UNREADABLE_1_OF_4, args, child_env, dataset, torchrun, train_records
 from util.errors import UserError
 
 
@@ -83,7 +83,7 @@ def test_a_worker_that_fails_ends_the_launch_with_its_status(tmp_path: Path) -> 
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("train.py: error:")]
-    assert errors == [f"train.py: error: rank 1: cannot read image {bad}: cannot identify image file '{bad}'"]
+    assert errors == [f"train.py: error: rank 1: cannot read image {bad}: {UNREADABLE_1_OF_4}"]
     launcher = "train.py: rank 1 of 2 exited with status 2; the other processes were stopped"
     assert done.stderr.splitlines()[-1] == launcher
     # rank 0: one line when its collective failed; the agent's SIGTERM may reach it first

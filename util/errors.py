@@ -12,6 +12,17 @@ class UserError(Exception):
     """Bad input from the user; printed as one line by the entry points."""
 
 
+class UnreadableImage(UserError):
+    """An image file that cannot be decoded (not an image, truncated, corrupt, or larger than PIL's
+    decompression-bomb limit). Its own type so the data layer can apply the one policy for such
+    files (``data.readable``: replaced at training, skipped at test) instead of stopping the run."""
+
+    def __init__(self, message: str, path: str = "", reason: str = "") -> None:
+        # one positional argument suffices to rebuild it (pickling, DataLoader workers)
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
 def one_line(exc: BaseException) -> str:
     """The last meaningful line of an exception message.
 

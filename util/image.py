@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from util.errors import UserError
+from util.errors import UnreadableImage, UserError
 from util.fileio import atomic_write
 
 # Every format PIL decodes that datasets ship, for training, testing and metrics alike.
@@ -89,14 +89,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def load_image(path: str | Path, channels: int = 3) -> Image.Image:
     """Read an image file as RGB (``channels`` 3) or greyscale (``channels`` 1).
 
-    Raises ``UserError`` naming the file when it cannot be decoded.
+    Raises ``UnreadableImage`` (a ``UserError``) naming the file when it cannot be decoded.
     """
     try:
         with Image.open(path) as img:
             img.load()
             rgb = to_rgb(img)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+        reason = str(e) or type(e).__name__
+        if "cannot identify image file" in reason:  # PIL's words repeat the path and do not say why
+            empty = os.path.isfile(path) and os.path.getsize(path) == 0
+            reason = "the file is empty (0 bytes)" if empty else "not an image file (no image format recognised)"
+        raise UnreadableImage(f"cannot read image {path}: {reason}", str(path), reason) from None
     if channels == 1:
         return rgb.convert("L")
     if channels != 3:
