@@ -42,6 +42,7 @@ from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
+from util.fileio import unwritable_reason
 from util.seeds import stream_seed
 
 
@@ -61,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     except UserError as e:  # also errors from dataset code inside DataLoader workers
         print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. a loss log line on a full disk (checkpoints: a WriteFailed, above)
+        if (found := unwritable_reason(e)) is None:
+            raise
+        print(
+            f"train.py: error: {rank_prefix()}cannot write {e.filename or 'a log file'}: {found[0]}; the checkpoints "
+            "saved so far are intact: free space and resume with --continue_train",
+            file=sys.stderr,
+        )
         return 2
     except RuntimeError as e:  # another rank gone: its own error (or the launcher's) says why
         if (said := distributed.lost_peer(e)) is None:
@@ -84,6 +94,8 @@ def train(opt: Options) -> int:
     run = Run(opt)
     opt = run.options(opt)
     distributed.print0(format_options(opt))
+    if not opt.dry_run:
+        run.check_writable()  # a folder that cannot take the checkpoints: one line now, not at the first save
     gpus = distributed.process_gpu_ids(gpu_ids(opt.gpu_ids))
     device = select_device(gpus, preprocess_from_options(opt, train=True).fixed_size)
     seed_everything(opt.seed)

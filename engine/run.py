@@ -39,6 +39,7 @@ from engine.saving import Save
 from engine.tracking import LossTracker
 from options import FIXED, INVOCATION, save_options
 from util.errors import UserError
+from util.fileio import WriteFailed, check_writable
 from util.seeds import stream_seed
 
 if TYPE_CHECKING:
@@ -98,6 +99,16 @@ class Run:
         self.weights_only: dict | None = None
         if self.resumed is not None and not is_training_state(self.resumed):
             self.weights_only, self.resumed = self.resumed, None
+        # the iteration of the last ``latest`` on disk, for the message when a save fails
+        self.latest_iters: int | None = (
+            self.resumed["total_iters"] if self.resumed is not None and path.name == "latest.pth" else None
+        )
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, when the run's folder cannot be written (a read-only mount,
+        another user's folder, a full disk): not after hours of training, at the first save.
+        Every rank checks (ranks > 0 write their shards there too)."""
+        check_writable(self.dir, "the checkpoints folder", "pick another --checkpoints_dir (or fix its permissions)")
 
     def _saved_by_job(self) -> bool:
         """Whether ``latest.pth`` was saved by this job, i.e. after the ``opt.yaml`` its first
@@ -218,12 +229,28 @@ class Run:
                 content = state if save.full else lean
                 if save.tag in sharded:  # the rename of this file commits the shards it names
                     content = {**state, "rank_shards": shard_folder(save.tag, token)}
-                save_checkpoint(checkpoint_path(self.dir, save.tag), content)
+                try:
+                    save_checkpoint(checkpoint_path(self.dir, save.tag), content)
+                except WriteFailed as e:
+                    raise UserError(f"{e}; {self._what_is_kept()}") from e
+                if save.tag == "latest":
+                    self.latest_iters = position.total_iters
             for save in saves:  # the sets no checkpoint names any more
                 keep = shard_folder(save.tag, token) if save.tag in sharded else None
                 remove_shard_sets(self.dir, save.tag, keep)
         distributed.barrier()
         return checkpoint_path(self.dir, "latest")
+
+    def _what_is_kept(self) -> str:
+        """What a user whose save failed still has, and what to do (the save was atomic)."""
+        latest = checkpoint_path(self.dir, "latest")
+        if not latest.is_file():
+            return "nothing of this run was saved yet: free space (or pick another --checkpoints_dir) and start again"
+        which = f" (iteration {self.latest_iters})" if self.latest_iters is not None else ""
+        return (
+            f"{latest}{which} is intact: free space (or move the run folder to another disk and pass that "
+            "--checkpoints_dir) and resume with --continue_train"
+        )
 
     def nothing_to_do(self, position: RunPosition, planned: int) -> int:
         """The run is already at its end; ``--max_iters 0`` keeps the initial weights (an untrained
