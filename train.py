@@ -14,7 +14,8 @@ so do the test split's metrics every N epochs (also to visdom; an evaluation tha
 warning and training goes on). ``--use_tensorboard`` and ``--use_wandb`` add those trackers
 (``monitor/tensorboard_backend.py``, ``monitor/wandb_backend.py``). An iteration is one optimiser
 step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several
-processes) stopped because another was lost, 128+N stopped by signal N (after saving ``latest``).
+processes) stopped because another was lost, 5 data loader workers kept dying (``latest`` saved),
+128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from tqdm import tqdm
 from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
 from engine import distributed, launch
+from engine.data_workers import WorkerLost, epoch_batches
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
-from engine.saving import SavePolicy
+from engine.saving import Save, SavePolicy
 from engine.signals import GracefulStop
 from engine.tracking import LossTracker, NonFiniteLoss, StepTimer
 from models import BaseModel, create_model
@@ -60,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"train.py: error: {rank_prefix()}{e}; the last good checkpoint is kept. Try a lower --lr.", file=sys.stderr
         )
         return 3
+    except WorkerLost as e:
+        print(f"train.py: error: {rank_prefix()}{e}", file=sys.stderr)
+        return WORKERS_LOST
     except UserError as e:  # also errors from dataset code inside DataLoader workers
         print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
         return 2
@@ -82,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return launch.PEER_LEFT
     finally:
         distributed.destroy()
+
+
+# The exit status when data loader workers kept dying (engine.data_workers): "resume when there is memory".
+WORKERS_LOST = 5
 
 
 def rank_prefix() -> str:
@@ -129,7 +138,12 @@ def train(opt: Options) -> int:
             while position.epoch <= last_epoch(opt):
                 # One epoch (the rest of one after a resume).
                 started = time.time()
-                train_epoch(opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop)
+                try:
+                    train_epoch(
+                        opt, model, dataset, loader, sampler, position, tracker, run, saves, visualizer, bar, stop
+                    )
+                except WorkerLost as e:  # raised where a batch is fetched: the state is consistent
+                    raise WorkerLost(f"{e}; {keep_after_lost_workers(run, position)}") from None
                 # Its end: the LR step, then the saves of "start of the next epoch", the evaluation.
                 epoch_ended = position.epoch_done(epoch_length)
                 if epoch_ended:
@@ -170,9 +184,9 @@ def train_epoch(
 ) -> None:
     """The iterations of one epoch from ``position`` on: steps, logs, displays, mid-epoch saves."""
     dataset.set_epoch(position.epoch)
-    sampler.set_epoch(position.epoch, start=position.epoch_samples)
     timer = StepTimer()
-    for batch in stop.batches(loader):
+    # a loader worker that dies mid-epoch: the loader restarts at this very sample (engine.data_workers)
+    for batch in stop.batches(epoch_batches(loader, sampler, position, lambda: stop.requested)):
         timer.got_batch()
         losses = model.train_step(batch)
         timer.stepped()
@@ -202,6 +216,18 @@ def train_epoch(
         if stopping or position.total_iters >= opt.max_iters:
             return
         timer.waiting()
+
+
+def keep_after_lost_workers(run: Run, position: RunPosition) -> str:
+    """Save ``latest`` where the run is (one process: the others of a job are in their next step,
+    a save needs them all; their loss ends the job and its last save is kept) and say so."""
+    if distributed.world_size() > 1:
+        return f"the job's last save, {run.dir / 'latest.pth'}, is kept: resume with --continue_train"
+    saved = run.save([Save("latest", True)], position)
+    return (
+        f"saved {saved} (iteration {position.total_iters}): resume with --continue_train (with fewer "
+        "--num_threads if memory is short)"
+    )
 
 
 def progress_bar(planned: int, done: int, main_rank: bool) -> tqdm:
