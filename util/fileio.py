@@ -17,17 +17,23 @@ from util.errors import UserError
 # Why a write can fail that the user, not the code, must fix: the disk (or quota) is full, the
 # folder is on a read-only mount, or it belongs to someone else.
 _UNWRITABLE = {
-    errno.ENOSPC: "the disk is full",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
+    getattr(errno, name): reason
+    for name, reason in (
+        ("ENOSPC", "the disk is full"),
+        ("EDQUOT", "the disk quota is exceeded"),  # not on every platform
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "permission denied"),
+    )
+    if hasattr(errno, name)
 }
+_DISK_FULL = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name)}
 
 
-class WriteFailed(UserError):
+class WriteFailed(UserError, OSError):
     """A file could not be written for a reason the user must fix (``_UNWRITABLE``); one line.
-    ``disk_full``: no space (or quota) left, as opposed to a folder that cannot be written."""
+    ``disk_full``: no space (or quota) left, as opposed to a folder that cannot be written. Also
+    an OSError, so that callers for whom a failed write is not fatal (a cache) still catch it."""
 
     def __init__(self, message: str, disk_full: bool) -> None:
         super().__init__(message)
@@ -43,7 +49,7 @@ def unwritable_reason(exc: BaseException) -> tuple[str, bool] | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno in _UNWRITABLE:
-            return _UNWRITABLE[current.errno], current.errno in (errno.ENOSPC, errno.EDQUOT)
+            return _UNWRITABLE[current.errno], current.errno in _DISK_FULL
         current = current.__cause__ or current.__context__
     return None
 
