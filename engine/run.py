@@ -108,7 +108,8 @@ class Run:
         """Fail now, in one line, when the run's folder cannot be written (a read-only mount,
         another user's folder, a full disk): not after hours of training, at the first save.
         Every rank checks (ranks > 0 write their shards there too)."""
-        check_writable(self.dir, "the checkpoints folder", "pick another --checkpoints_dir (or fix its permissions)")
+        hint = "pick another --checkpoints_dir (or fix its permissions)"
+        check_writable(self.dir, "the checkpoints folder", hint, keep=True)
 
     def _saved_by_job(self) -> bool:
         """Whether ``latest.pth`` was saved by this job, i.e. after the ``opt.yaml`` its first

@@ -61,11 +61,14 @@ def _free_space(folder: Path) -> str:
         return "free space unknown"
 
 
-def check_writable(folder: str | os.PathLike, what: str, hint: str) -> Path:
-    """Create ``folder`` if needed and a file in it (removed at once), or raise a one-line
-    ``WriteFailed`` naming ``what`` (e.g. "the checkpoints folder") and ``hint`` (what to do).
-    Called before long work whose results could not be kept (training, translating a test set)."""
+def check_writable(folder: str | os.PathLike, what: str, hint: str, keep: bool = False) -> Path:
+    """Whether a file can be created in ``folder``: a one-line ``WriteFailed`` naming ``what``
+    (e.g. "the checkpoints folder") and ``hint`` (what to do) if not. Called before long work
+    whose results could not be kept (training, translating a test set). The probe file is
+    removed, and so are the folders it had to create unless ``keep`` (several processes checking
+    one folder at once must keep it: one would remove it under the other's probe)."""
     folder = Path(folder)
+    missing = [] if keep else [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write_check.", dir=folder)
@@ -75,6 +78,12 @@ def check_writable(folder: str | os.PathLike, what: str, hint: str) -> Path:
         found = unwritable_reason(e)
         reason = found[0] if found else (e.strerror or type(e).__name__)
         raise WriteFailed(f"cannot write to {what} {folder}: {reason}; {hint}", bool(found and found[1])) from None
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                pass
     return folder
 
 
