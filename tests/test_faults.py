@@ -38,6 +38,7 @@ from engine.checkpoint import load_checkpoint
 from tests.conftest import REPO_ROOT, TINY, assert_same_state, find_free_port, write_images
 from tests.test_distributed import child_env
 from tests.test_distributed_resume import children, end_group, worker_pids
+from util.fileio import WriteFailed, check_writable
 
 PARTS = ("epoch", "epoch_samples", "total_iters", "nets", "optimizers", "schedulers", "pools", "rng", "tracker")
 
@@ -161,6 +162,20 @@ def test_disk_full_while_saving_keeps_latest_and_the_run_resumes_when_there_is_s
 # 2. and 3. read-only folders ----------------------------------------------------------------------
 
 
+def test_the_write_check_leaves_no_trace_unless_asked_to_keep_the_folder(tmp_path: Path) -> None:
+    hint = "pick another --results_dir"
+    assert check_writable(tmp_path / "a" / "b", "the results folder", hint) == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []  # neither the probe file nor the folders it made
+    check_writable(tmp_path / "run", "the checkpoints folder", hint, keep=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["run"] and list((tmp_path / "run").iterdir()) == []
+    with tmpfs(tmp_path / "ro", "1m") as disk:
+        remount(disk, "ro")
+        with pytest.raises(WriteFailed) as failed:
+            check_writable(disk / "x", "the results folder", hint)
+    assert str(failed.value) == f"cannot write to the results folder {disk / 'x'}: the file system is read-only; {hint}"
+    assert not failed.value.disk_full
+
+
 def test_read_only_checkpoints_folder_fails_in_one_line_before_training(tiny_dataset: Path, tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", "64m") as disk:
         assert script("train.py", *run_args(tiny_dataset, disk, "run", "--max_iters", "2")).returncode == 0
@@ -226,6 +241,7 @@ def plotted_iterations(port: int, env: str) -> list[float]:
     return list(window["content"]["data"][0]["x"]) if window else []
 
 
+@pytest.mark.slow
 def test_visdom_dying_and_returning_mid_run(visdom_server, tmp_path: Path) -> None:
     root, port, env = tmp_path / "data", find_free_port(), "fault_env"
     write_images(root / "trainA", 8, seed=1)
@@ -301,6 +317,7 @@ def test_a_killed_loader_worker_is_replaced_at_the_exact_sample(worker_job, tmp_
     assert_same_training_state(tmp_path / "killed" / "latest.pth", reference)
 
 
+@pytest.mark.slow
 def test_workers_killed_over_and_over_save_latest_stop_in_one_line_and_resume_exactly(
     worker_job, tmp_path: Path
 ) -> None:
@@ -358,6 +375,7 @@ def launcher_command(kind: str) -> list[object]:
     return [sys.executable, "train.py", "--nproc_per_node", "2"]  # train.py's own launcher
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 @pytest.mark.parametrize("kind", ["torchrun", "train.py"])
 def test_a_killed_rank_ends_the_job_cleanly_and_the_job_resumes(kind: str, tmp_path: Path) -> None:
