@@ -212,7 +212,10 @@ class Run:
         if sharded and rank > 0:
             shard = {"rank": rank, "world_size": world, "total_iters": position.total_iters, **self._rank_state()}
             for tag in sharded:
-                save_checkpoint(shard_file(self.dir, shard_folder(tag, token), rank), shard)
+                try:
+                    save_checkpoint(shard_file(self.dir, shard_folder(tag, token), rank), shard)
+                except WriteFailed as e:
+                    raise UserError(f"{e}; {self._what_is_kept(e)}") from e
         if sharded:
             distributed.barrier()  # every shard is on disk before a checkpoint names it
         if rank == 0:
@@ -233,7 +236,7 @@ class Run:
                 try:
                     save_checkpoint(checkpoint_path(self.dir, save.tag), content)
                 except WriteFailed as e:
-                    raise UserError(f"{e}; {self._what_is_kept()}") from e
+                    raise UserError(f"{e}; {self._what_is_kept(e)}") from e
                 if save.tag == "latest":
                     self.latest_iters = position.total_iters
             for save in saves:  # the sets no checkpoint names any more
@@ -242,14 +245,15 @@ class Run:
         distributed.barrier()
         return checkpoint_path(self.dir, "latest")
 
-    def _what_is_kept(self) -> str:
+    def _what_is_kept(self, failure: WriteFailed) -> str:
         """What a user whose save failed still has, and what to do (the save was atomic)."""
         latest = checkpoint_path(self.dir, "latest")
+        fix = "free space" if failure.disk_full else "make the folder writable"
         if not latest.is_file():
-            return "nothing of this run was saved yet: free space (or pick another --checkpoints_dir) and start again"
+            return f"nothing of this run was saved yet: {fix} (or pick another --checkpoints_dir) and start again"
         which = f" (iteration {self.latest_iters})" if self.latest_iters is not None else ""
         return (
-            f"{latest}{which} is intact: free space (or move the run folder to another disk and pass that "
+            f"{latest}{which} is intact: {fix} (or move the run folder to another disk and pass that "
             "--checkpoints_dir) and resume with --continue_train"
         )
 
