@@ -159,6 +159,18 @@ def test_disk_full_while_saving_keeps_latest_and_the_run_resumes_when_there_is_s
         assert load_checkpoint(latest)["total_iters"] == 8
 
 
+def test_disk_full_at_the_first_save_says_nothing_was_saved(tiny_dataset: Path, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:  # the logs fit, a checkpoint (~4 MB) does not
+        result = script("train.py", *run_args(tiny_dataset, disk, "run", "--save_latest_freq", "2", "--max_iters", "4"))
+        assert result.returncode == 2
+        line = error_line(result)
+        assert line.startswith(f"train.py: error: cannot write {disk / 'run' / 'latest.pth'}: the disk is full (")
+        assert line.endswith(
+            "; nothing of this run was saved yet: free space (or pick another --checkpoints_dir) and start again"
+        )
+        assert sorted(files(disk / "run")) == ["loss_log.jsonl", "loss_log.txt", "opt.yaml"]  # no partial file
+
+
 # 2. and 3. read-only folders ----------------------------------------------------------------------
 
 
