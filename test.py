@@ -55,6 +55,7 @@ from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
+from util.fileio import check_writable
 
 if TYPE_CHECKING:
     from monitor.wandb_backend import WandbBackend
@@ -81,6 +82,8 @@ def run(opt: Options) -> int:
     if opt.dry_run:
         print("dry run: nothing translated")
         return 0
+    # a results folder that cannot be written: one line now, not a traceback after translating
+    check_writable(Path(opt.results_dir) / opt.name, "the results folder", "pick another --results_dir")
     device = select_device(gpu_ids(opt.gpu_ids), preprocess_from_options(opt, train=False).fixed_size)
     seed_everything(opt.seed)
     model = create_model(opt, device)

@@ -14,7 +14,8 @@ so do the test split's metrics every N epochs (also to visdom; an evaluation tha
 warning and training goes on). ``--use_tensorboard`` and ``--use_wandb`` add those trackers
 (``monitor/tensorboard_backend.py``, ``monitor/wandb_backend.py``). An iteration is one optimiser
 step (one batch). Exit status: 0 done, 2 bad input, 3 a loss became NaN/inf, 4 (one of several
-processes) stopped because another was lost, 128+N stopped by signal N (after saving ``latest``).
+processes) stopped because another was lost, 5 data loader workers kept dying (``latest`` saved),
+128+N stopped by signal N (after saving ``latest``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from contextlib import contextmanager, redirect_stderr
 import torch
 from tqdm import tqdm
 
-from data import BaseDataset, EpochSampler, create_dataset, create_train_loader
+from data import BaseDataset, create_dataset, create_train_loader
 from data.base_dataset import preprocess_from_options
 from data.readable import UnreadableLog
 from engine import distributed, launch
+from engine.data_workers import WorkerLost, epoch_batches
 from engine.evaluation import TrainingEvaluator
 from engine.position import RunPosition, iterations_per_epoch, last_epoch, planned_iterations
 from engine.run import Run, describe
-from engine.saving import SavePolicy
+from engine.saving import Save, SavePolicy
 from engine.signals import GracefulStop
 from engine.tracking import LossTracker, NonFiniteLoss, StepTimer
 from models import BaseModel, create_model
@@ -44,6 +46,7 @@ from monitor.trackers import check_tracker_packages
 from options import Options, format_options, gpu_ids, parse_options
 from util.device import seed_everything, select_device
 from util.errors import UserError, one_line
+from util.fileio import unwritable_reason
 from util.seeds import stream_seed
 
 
@@ -62,9 +65,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"train.py: error: {rank_prefix()}{e}; the last good checkpoint is kept. Try a lower --lr.", file=sys.stderr
         )
         return 3
+    except WorkerLost as e:
+        print(f"train.py: error: {rank_prefix()}{e}", file=sys.stderr)
+        return WORKERS_LOST
     except UserError as e:  # also errors from dataset code inside DataLoader workers
         if not said_by_another_process():
             print(f"train.py: error: {rank_prefix()}{one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. a loss log line on a full disk (checkpoints: a WriteFailed, above)
+        if (found := unwritable_reason(e)) is None:
+            raise
+        print(
+            f"train.py: error: {rank_prefix()}cannot write {e.filename or 'a log file'}: {found[0]}; the checkpoints "
+            "saved so far are intact: free space and resume with --continue_train",
+            file=sys.stderr,
+        )
         return 2
     except RuntimeError as e:  # another rank gone: its own error (or the launcher's) says why
         if (said := distributed.lost_peer(e)) is None:
@@ -103,6 +118,10 @@ def first_process_says_it() -> Iterator[None]:
         raise
 
 
+# The exit status when data loader workers kept dying (engine.data_workers): "resume when there is memory".
+WORKERS_LOST = 5
+
+
 def rank_prefix() -> str:
     """Which process an error comes from, when there are several."""
     return f"rank {distributed.rank()}: " if distributed.world_size() > 1 else ""
@@ -113,6 +132,8 @@ def train(opt: Options) -> int:
     run = Run(opt)
     opt = run.options(opt)
     distributed.print0(format_options(opt))
+    if not opt.dry_run:
+        run.check_writable()  # a folder that cannot take the checkpoints: one line now, not at the first save
     gpus = distributed.process_gpu_ids(gpu_ids(opt.gpu_ids))
     device = select_device(gpus, preprocess_from_options(opt, train=True).fixed_size)
     seed_everything(opt.seed)
@@ -147,8 +168,14 @@ def train(opt: Options) -> int:
             while position.epoch <= last_epoch(opt):
                 # One epoch (the rest of one after a resume).
                 started = time.time()
-                batches = unreadable.watch(loader)
-                train_epoch(opt, model, dataset, batches, sampler, position, tracker, run, saves, visualizer, bar, stop)
+                # The rest of the epoch's batches: the loader restarts at the very sample when a worker
+                # dies (engine.data_workers), and unreadable files are warned once each (data.readable).
+                # Lazy: the sampler is positioned when train_epoch asks for the first batch.
+                batches = unreadable.watch(epoch_batches(loader, sampler, position, lambda: stop.requested))
+                try:
+                    train_epoch(opt, model, dataset, batches, position, tracker, run, saves, visualizer, bar, stop)
+                except WorkerLost as e:  # raised where a batch is fetched: the state is consistent
+                    raise WorkerLost(f"{e}; {keep_after_lost_workers(run, position)}") from None
                 # Its end: the LR step, then the saves of "start of the next epoch", the evaluation.
                 epoch_ended = position.epoch_done(epoch_length)
                 if epoch_ended:
@@ -179,8 +206,7 @@ def train_epoch(
     opt: Options,
     model: BaseModel,
     dataset: BaseDataset,
-    loader: Iterable[dict],
-    sampler: EpochSampler,
+    batches: Iterable[dict],
     position: RunPosition,
     tracker: LossTracker,
     run: Run,
@@ -191,9 +217,8 @@ def train_epoch(
 ) -> None:
     """The iterations of one epoch from ``position`` on: steps, logs, displays, mid-epoch saves."""
     dataset.set_epoch(position.epoch)
-    sampler.set_epoch(position.epoch, start=position.epoch_samples)
     timer = StepTimer()
-    for batch in stop.batches(loader):  # the loader's batches, unreadable files warned (data.readable)
+    for batch in stop.batches(batches):
         timer.got_batch()
         losses = model.train_step(batch)
         model.update_ema()  # --ema_decay: the generators' moving averages (nothing without it)
@@ -224,6 +249,18 @@ def train_epoch(
         if stopping or position.total_iters >= opt.max_iters:
             return
         timer.waiting()
+
+
+def keep_after_lost_workers(run: Run, position: RunPosition) -> str:
+    """Save ``latest`` where the run is (one process: the others of a job are in their next step,
+    a save needs them all; their loss ends the job and its last save is kept) and say so."""
+    if distributed.world_size() > 1:
+        return f"the job's last save, {run.dir / 'latest.pth'}, is kept: resume with --continue_train"
+    saved = run.save([Save("latest", True)], position)
+    return (
+        f"saved {saved} (iteration {position.total_iters}): resume with --continue_train (with fewer "
+        "--num_threads if memory is short)"
+    )
 
 
 def progress_bar(planned: int, done: int, main_rank: bool) -> tqdm:

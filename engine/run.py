@@ -39,6 +39,7 @@ from engine.saving import Save
 from engine.tracking import LossTracker
 from options import FIXED, INVOCATION, save_options
 from util.errors import UserError
+from util.fileio import WriteFailed, check_writable
 from util.seeds import stream_seed
 
 if TYPE_CHECKING:
@@ -98,6 +99,17 @@ class Run:
         self.weights_only: dict | None = None
         if self.resumed is not None and not is_training_state(self.resumed):
             self.weights_only, self.resumed = self.resumed, None
+        # the iteration of the last ``latest`` on disk, for the message when a save fails
+        self.latest_iters: int | None = (
+            self.resumed["total_iters"] if self.resumed is not None and path.name == "latest.pth" else None
+        )
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, when the run's folder cannot be written (a read-only mount,
+        another user's folder, a full disk): not after hours of training, at the first save.
+        Every rank checks (ranks > 0 write their shards there too)."""
+        hint = "pick another --checkpoints_dir (or fix its permissions)"
+        check_writable(self.dir, "the checkpoints folder", hint, keep=True)
 
     def _saved_by_job(self) -> bool:
         """Whether ``latest.pth`` was saved by this job, i.e. after the ``opt.yaml`` its first
@@ -200,7 +212,10 @@ class Run:
         if sharded and rank > 0:
             shard = {"rank": rank, "world_size": world, "total_iters": position.total_iters, **self._rank_state()}
             for tag in sharded:
-                save_checkpoint(shard_file(self.dir, shard_folder(tag, token), rank), shard)
+                try:
+                    save_checkpoint(shard_file(self.dir, shard_folder(tag, token), rank), shard)
+                except WriteFailed as e:
+                    raise UserError(f"{e}; {self._what_is_kept(e)}") from e
         if sharded:
             distributed.barrier()  # every shard is on disk before a checkpoint names it
         if rank == 0:
@@ -218,12 +233,29 @@ class Run:
                 content = state if save.full else lean
                 if save.tag in sharded:  # the rename of this file commits the shards it names
                     content = {**state, "rank_shards": shard_folder(save.tag, token)}
-                save_checkpoint(checkpoint_path(self.dir, save.tag), content)
+                try:
+                    save_checkpoint(checkpoint_path(self.dir, save.tag), content)
+                except WriteFailed as e:
+                    raise UserError(f"{e}; {self._what_is_kept(e)}") from e
+                if save.tag == "latest":
+                    self.latest_iters = position.total_iters
             for save in saves:  # the sets no checkpoint names any more
                 keep = shard_folder(save.tag, token) if save.tag in sharded else None
                 remove_shard_sets(self.dir, save.tag, keep)
         distributed.barrier()
         return checkpoint_path(self.dir, "latest")
+
+    def _what_is_kept(self, failure: WriteFailed) -> str:
+        """What a user whose save failed still has, and what to do (the save was atomic)."""
+        latest = checkpoint_path(self.dir, "latest")
+        fix = "free space" if failure.disk_full else "make the folder writable"
+        if not latest.is_file():
+            return f"nothing of this run was saved yet: {fix} (or pick another --checkpoints_dir) and start again"
+        which = f" (iteration {self.latest_iters})" if self.latest_iters is not None else ""
+        return (
+            f"{latest}{which} is intact: {fix} (or move the run folder to another disk and pass that "
+            "--checkpoints_dir) and resume with --continue_train"
+        )
 
     def nothing_to_do(self, position: RunPosition, planned: int) -> int:
         """The run is already at its end; ``--max_iters 0`` keeps the initial weights (an untrained

@@ -22,7 +22,9 @@ env holds one run: the default env, the run name, keeps runs apart.
 Failure behaviour: this backend never starts a server. When the server does not answer, training
 goes on and ONE warning is printed per outage, naming ``make visdom`` / ``scripts/start_visdom.sh``.
 While it is down every call only buffers the logged points (microseconds), and the connection is
-retried at most every ``retry_interval`` seconds, silently. When the server is back, every plot
+retried silently: 1 s after it was lost, then twice as long after each failed try, at most every
+``retry_interval`` seconds (a restarted server is back within seconds; a remote server that is
+gone for good costs a short connect timeout every ``retry_interval`` s). When the server is back, every plot
 is rebuilt from the buffered history in one call per window (the curves have no hole), the text
 panes are resent, and the next ``display`` shows the images again.
 
@@ -59,6 +61,8 @@ from util.image import tensor_to_uint8
 # "Setting up a new session...", "Without the incoming socket you cannot receive events ..." are
 # logged at WARNING on every connect; they say nothing useful to someone training a model.
 logging.getLogger("visdom").setLevel(logging.ERROR)
+
+FIRST_RETRY_S = 1.0  # the first reconnection try after an outage began (then doubling)
 
 
 class _Client(visdom.Visdom):
@@ -133,6 +137,7 @@ class VisdomBackend(Backend):
         self.vis: _Client | None = None
         self.connected = False
         self._next_retry = 0.0  # time.monotonic() before which we do not try to reconnect
+        self._retry_delay = min(FIRST_RETRY_S, self.retry_interval)  # doubles after each failed try
         self._warned = False  # one warning per outage
         self.losses = _Series()
         self.lr = _Series()
@@ -158,11 +163,11 @@ class VisdomBackend(Backend):
             return False
 
     def _connect(self) -> bool:
-        """Try to (re)connect, at most every ``retry_interval`` s; on success rebuild every window."""
+        """Try to (re)connect, not before ``_next_retry``; on success rebuild every window."""
         now = time.monotonic()
         if now < self._next_retry:
             return False
-        self._next_retry = now + self.retry_interval
+        self._next_retry = now + self._retry_delay
         try:
             if not self._probe():
                 raise ConnectionError("connection refused or timed out")
@@ -181,6 +186,7 @@ class VisdomBackend(Backend):
         except (OSError, requests.RequestException) as exc:
             self._lost(exc)
             return False
+        self._retry_delay = min(FIRST_RETRY_S, self.retry_interval)  # the next outage: quick retries again
         if self._warned:
             self._say(f"visdom: connected to {self.url} again; live display resumed (env '{self.env}')")
         self._warned = False
@@ -188,13 +194,14 @@ class VisdomBackend(Backend):
 
     def _lost(self, exc: BaseException) -> None:
         self.connected = False
-        self._next_retry = time.monotonic() + self.retry_interval
+        self._next_retry = time.monotonic() + self._retry_delay
+        self._retry_delay = min(2 * self._retry_delay, self.retry_interval)
         if not self._warned:
             self._warned = True
             self._say(
                 f"WARNING: visdom: no server at {self.url} ({type(exc).__name__}); training goes on without the "
                 f"live display. Start one with `make visdom` or `scripts/start_visdom.sh {self.port}` "
-                f"(--display_id 0 turns visdom off). Retrying quietly every {self.retry_interval:g} s."
+                f"(--display_id 0 turns visdom off). Retrying quietly, at least every {self.retry_interval:g} s."
             )
 
     @staticmethod

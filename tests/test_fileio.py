@@ -11,7 +11,7 @@ import pytest
 import test as test_script
 import train
 from tests.conftest import TINY, write_images
-from util.fileio import atomic_write
+from util.fileio import WriteFailed, atomic_write
 
 
 @pytest.fixture
@@ -42,8 +42,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, fsy
         f.write(b"ne")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteFailed, match=f"cannot write {path}: the disk is full") as failed:  # a one-line UserError
         atomic_write(path, half_then_fail, fsync=fsync)
+    assert failed.value.disk_full
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]  # the temporary file is gone
 

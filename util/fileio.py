@@ -2,15 +2,89 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from util.errors import UserError
+
+# Why a write can fail that the user, not the code, must fix: the disk (or quota) is full, the
+# folder is on a read-only mount, or it belongs to someone else.
+_UNWRITABLE = {
+    getattr(errno, name): reason
+    for name, reason in (
+        ("ENOSPC", "the disk is full"),
+        ("EDQUOT", "the disk quota is exceeded"),  # not on every platform
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "permission denied"),
+    )
+    if hasattr(errno, name)
+}
+_DISK_FULL = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name)}
+
+
+class WriteFailed(UserError, OSError):
+    """A file could not be written for a reason the user must fix (``_UNWRITABLE``); one line.
+    ``disk_full``: no space (or quota) left, as opposed to a folder that cannot be written. Also
+    an OSError, so that callers for whom a failed write is not fatal (a cache) still catch it."""
+
+    def __init__(self, message: str, disk_full: bool) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
+def unwritable_reason(exc: BaseException) -> tuple[str, bool] | None:
+    """``(reason, disk_full)`` when ``exc``, or an exception it was raised from or while handling,
+    is an OSError of ``_UNWRITABLE``; else None. The chain matters: ``torch.save`` turns the
+    OSError of a full disk into a RuntimeError ("unexpected pos ...") raised while handling it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _UNWRITABLE:
+            return _UNWRITABLE[current.errno], current.errno in _DISK_FULL
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free there"
+    except OSError:
+        return "free space unknown"
+
+
+def check_writable(folder: str | os.PathLike, what: str, hint: str, keep: bool = False) -> Path:
+    """Whether a file can be created in ``folder``: a one-line ``WriteFailed`` naming ``what``
+    (e.g. "the checkpoints folder") and ``hint`` (what to do) if not. Called before long work
+    whose results could not be kept (training, translating a test set). The probe file is
+    removed, and so are the folders it had to create unless ``keep`` (several processes checking
+    one folder at once must keep it: one would remove it under the other's probe)."""
+    folder = Path(folder)
+    missing = [] if keep else [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        found = unwritable_reason(e)
+        reason = found[0] if found else (e.strerror or type(e).__name__)
+        raise WriteFailed(f"cannot write to {what} {folder}: {reason}; {hint}", bool(found and found[1])) from None
+    finally:
+        for created in missing:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                pass
+    return folder
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], fsync: bool = True) -> Path:
@@ -21,10 +95,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], fs
     caller (``flush_to_disk`` once after many files): a killed process still leaves each file
     whole or absent, only a power cut before that flush can lose the newest files, and the
     per-file fsync costs 15-40 ms here, more than encoding a 256² PNG.
+
+    A full disk, a read-only folder or a missing permission is a one-line ``WriteFailed`` (a
+    ``UserError``); the temporary file is removed and ``path``, if it existed, is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        _raise_if_unwritable(path, e)
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -33,13 +114,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], fs
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        _raise_if_unwritable(path, e)
         raise
     return path
+
+
+def _raise_if_unwritable(path: Path, exc: BaseException) -> None:
+    found = unwritable_reason(exc)
+    if found is None:
+        return
+    reason, disk_full = found
+    if disk_full:  # measured after the temporary file is gone: what the next try would have
+        reason = f"{reason} ({_free_space(path.parent)}, not enough for this file)"
+    raise WriteFailed(f"cannot write {path}: {reason}", disk_full) from exc
 
 
 def flush_to_disk() -> None:
