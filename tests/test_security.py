@@ -24,8 +24,11 @@ import gzip
 import io
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -325,3 +328,223 @@ def tarfile_bytes(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+# ---- visdom on loopback --------------------------------------------------------------------------
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses of the TCP sockets in LISTEN state on ``port``, from /proc/net/tcp and
+    /proc/net/tcp6 (what ``ss -ltn`` reads), as IP strings."""
+    found = []
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, port_hex = fields[1].split(":")
+            if fields[3] != "0A" or int(port_hex, 16) != port:  # 0A: TCP_LISTEN
+                continue
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(struct.pack("<I", struct.unpack(">I", raw[i : i + 4])[0]) for i in range(0, len(raw), 4))
+            found.append(socket.inet_ntop(family, raw))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")
+
+
+def test_listening_addresses_reads_proc_correctly(free_port: int) -> None:
+    """The reader itself: a socket on all interfaces and one on loopback are told apart."""
+    with socket.socket() as everywhere, socket.socket(socket.AF_INET6) as loopback6:
+        everywhere.bind(("0.0.0.0", free_port))
+        everywhere.listen()
+        loopback6.bind(("::1", free_port))
+        loopback6.listen()
+        assert sorted(listening_addresses(free_port)) == ["0.0.0.0", "::1"]
+    assert listening_addresses(free_port) == []
+
+
+def test_make_visdom_listens_on_loopback_only(visdom_assets, free_port: int, tmp_path: Path) -> None:
+    """``make visdom`` (scripts/start_visdom.sh underneath) as a user runs it; ``-o`` keeps make from
+    rebuilding the shared virtualenv. Its listening socket is on 127.0.0.1 and nowhere else."""
+    env = {**os.environ, "VISDOM_RUN_DIR": str(tmp_path / "run")}
+    make = ["make", "-C", str(REPO_ROOT), "-o", ".venv/.installed", f"VISDOM_PORT={free_port}"]
+    started = subprocess.run([*make, "visdom"], env=env, capture_output=True, text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        pid = int((tmp_path / "run" / f"visdom-{free_port}.pid").read_text())
+        assert "visdom.server" in Path(f"/proc/{pid}/cmdline").read_text()
+        assert listening_addresses(free_port) == ["127.0.0.1"]
+    finally:
+        stopped = subprocess.run([*make, "visdom-stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and listening_addresses(free_port) == []
+
+
+def test_the_tests_visdom_server_listens_on_loopback_only(visdom_server, free_port: int) -> None:
+    visdom_server(free_port)
+    assert listening_addresses(free_port) == ["127.0.0.1"]
+
+
+def test_the_client_defaults_to_a_server_on_this_machine(tiny_dataset: Path) -> None:
+    """train.py's --display_server default, and the backend's, name localhost, which resolves to
+    loopback addresses only (the live display never goes to another machine unless asked)."""
+    import inspect
+
+    from monitor.visdom_backend import VisdomBackend
+    from options import parse_options
+
+    opt = parse_options(["--dataroot", str(tiny_dataset)], prog="train.py")
+    assert opt.display_server == "http://localhost"
+    assert inspect.signature(VisdomBackend).parameters["server"].default == "http://localhost"
+    resolved = {info[4][0] for info in socket.getaddrinfo("localhost", 8097, type=socket.SOCK_STREAM)}
+    assert resolved and all(is_loopback(address) for address in resolved), resolved
+
+
+# ---- HTML escaping, in a real browser ------------------------------------------------------------
+
+EVIL_FILE = "<img src=x onerror=alert(1)>"  # an image file name (".png" added); no "/": it is a file
+EVIL_NAME = "<svg onload=alert(2)><img src=x onerror=alert(3)>"  # a run name: also a folder name
+
+INSPECT_JS = """() => ({
+    handlers: Array.from(document.querySelectorAll('*')).flatMap(e => Array.from(e.attributes)
+        .filter(a => a.name.startsWith('on')).map(a => e.tagName.toLowerCase() + '[' + a.name + ']')),
+    src_x: Array.from(document.querySelectorAll('img')).filter(i => i.getAttribute('src') === 'x').length,
+    text: document.body.innerText,
+    svg_text: Array.from(document.querySelectorAll('svg text')).map(t => t.textContent),
+    title: document.title,
+})"""
+
+
+def watch_dialogs(page) -> list[str]:
+    """Every alert/confirm/prompt the page opens (dismissed at once, so the page never blocks)."""
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return dialogs
+
+
+def inspect_page(page, dialogs: list[str]) -> dict:
+    """The page's markup-injection evidence, after giving a failed ``src=x`` time to fire onerror."""
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(500)
+    return {**page.evaluate(INSPECT_JS), "dialogs": list(dialogs)}
+
+
+@pytest.mark.browser
+def test_the_browser_check_catches_unescaped_markup(page, tmp_path: Path) -> None:
+    """The control: the same file name written raw into a page fires its handler in this Chromium,
+    and the inspection sees it (so the passes below mean escaping, not a blind check)."""
+    raw = tmp_path / "raw.html"
+    raw.write_text(f"<html><body><p>{EVIL_FILE}.png</p><p>{EVIL_NAME}</p></body></html>")
+    dialogs = watch_dialogs(page)
+    page.goto(raw.as_uri())
+    state = inspect_page(page, dialogs)
+    assert sorted(state["dialogs"]) == ["1", "2", "3"]
+    assert state["src_x"] == 2 and "img[onerror]" in state["handlers"] and "svg[onload]" in state["handlers"]
+    assert EVIL_FILE not in state["text"]
+
+
+def assert_inert(state: dict, *literals: str) -> None:
+    assert state["dialogs"] == [], f"markup ran: {state['dialogs']}"
+    assert state["handlers"] == [] and state["src_x"] == 0, state
+    for literal in literals:
+        assert literal in state["text"], f"{literal!r} is not shown as text"
+
+
+@pytest.mark.browser
+def test_results_page_shows_markup_in_names_as_text(page, tmp_path: Path) -> None:
+    """test.py's results/<name>/test_latest/index.html for an image named like an <img> tag, from a
+    run whose name is markup: every label is text, the page title too, and every image loads."""
+    import test as test_script
+    import train
+    from tests.conftest import TINY, write_images
+
+    root = tmp_path / "data"
+    for folder, seed in (("trainA", 1), ("trainB", 2), ("testB", 4)):
+        write_images(root / folder, 2, seed=seed)
+    (evil,) = write_images(root / "testA", 1, seed=3)
+    evil.rename(evil.with_name(f"{EVIL_FILE}.png"))
+    common = ["--dataroot", str(root), "--name", EVIL_NAME, "--checkpoints_dir", str(tmp_path / "ck")]
+    assert train.main([*common, *TINY, "--max_iters", "1", "--seed", "0"]) == 0
+    assert test_script.main([*common, "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"]) == 0
+    index = tmp_path / "res" / EVIL_NAME / "test_latest" / "index.html"
+    assert (index.parent / "images" / f"{EVIL_FILE}_fake_B.png").is_file()
+
+    dialogs = watch_dialogs(page)
+    page.goto(index.as_uri())
+    state = inspect_page(page, dialogs)
+    assert_inert(state, f"{EVIL_FILE}_real_A", f"{EVIL_FILE}_fake_B", f"{EVIL_FILE}_rec_A")
+    assert state["title"] == f"{EVIL_NAME}: test, epoch latest"
+    loaded = page.evaluate("() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+    assert loaded == [True] * 9  # testA: 1 image, testB: 2, 3 labels each; the quoted srcs resolve
+
+
+@pytest.mark.browser
+def test_training_page_and_visdom_show_markup_in_the_run_name_as_text(
+    page, visdom_server, free_port: int, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A run named with markup, trained with the HTML page and a real visdom server: the training page
+    (checkpoints/<name>/web/index.html) and the visdom env (window titles, the options pane, the
+    plots' titles) show the name as text."""
+    import train
+    from tests.conftest import TINY
+
+    visdom_server(free_port)
+    args = ["--dataroot", str(tiny_dataset), "--name", EVIL_NAME, "--checkpoints_dir", str(tmp_path / "ck"), *TINY]
+    args += ["--display_id", "1", "--display_port", str(free_port), "--display_server", "http://127.0.0.1"]
+    args += ["--display_env", "security", "--display_freq", "1", "--update_html_freq", "1", "--max_iters", "2"]
+    assert train.main(args) == 0
+
+    dialogs = watch_dialogs(page)
+    page.goto((tmp_path / "ck" / EVIL_NAME / "web" / "index.html").as_uri())
+    state = inspect_page(page, dialogs)
+    assert_inert(state, f"Experiment name = {EVIL_NAME}")
+    assert state["title"] == f"Experiment name = {EVIL_NAME}"
+
+    page.goto(f"http://127.0.0.1:{free_port}/env/security")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2")
+    page.wait_for_function("() => document.querySelectorAll('.window img').length >= 8")
+    state = inspect_page(page, dialogs)
+    assert_inert(state, f"name: {EVIL_NAME}", f"{EVIL_NAME} images (epoch 1, iteration 2)")
+    assert f"{EVIL_NAME} loss over time" in state["svg_text"], state["svg_text"]
+
+
+# ---- downloads become whole files only when complete ---------------------------------------------
+
+
+def test_sigkill_mid_download_leaves_only_the_part_and_the_rerun_completes(server, tmp_path: Path) -> None:
+    """tests/test_download.py covers short bodies, Ctrl-C, bad files and resume; this adds the kill
+    nobody can catch (SIGKILL: the OOM killer, a pre-empted job): mid-transfer, the dataset never
+    appears, the received bytes stay in ``.part``, and the same command finishes it."""
+    files = {f"facades/train/{i}.jpg": os.urandom(50_000) for i in range(8)}
+    archive = tarfile_bytes(files)
+    server.files["facades.tar.gz"] = archive
+    server.stall_next = 150_000
+    datasets = tmp_path / "datasets"
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PIX2PIX_DATASETS_URL": server.url}
+    command = ["bash", str(REPO_ROOT / "scripts/download_pix2pix_dataset.sh"), "facades"]
+    part = datasets / "facades.tar.gz.part"
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.is_file() and part.stat().st_size == 150_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.kill()  # bash exec'd python: this is the downloader itself
+        proc.wait(timeout=30)
+    finally:
+        server.release.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -9
+    assert sorted(p.name for p in datasets.iterdir()) == ["facades.tar.gz.part"]
+    assert part.read_bytes() == archive[:150_000]
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert server.requests[-1].range == "bytes=150000-"
+    assert sorted(p.name for p in datasets.iterdir()) == ["facades"]
+    assert all((datasets / name).read_bytes() == data for name, data in files.items())
