@@ -404,6 +404,7 @@ def test_the_client_defaults_to_a_server_on_this_machine(tiny_dataset: Path) -> 
 # ---- HTML escaping, in a real browser ------------------------------------------------------------
 
 EVIL_FILE = "<img src=x onerror=alert(1)>"  # an image file name (".png" added); no "/": it is a file
+QUOTE_FILE = 'q" onerror="alert(4)" x="\''  # breaks out of a quoted attribute if unescaped
 EVIL_NAME = "<svg onload=alert(2)><img src=x onerror=alert(3)>"  # a run name: also a folder name
 
 INSPECT_JS = """() => ({
@@ -440,12 +441,15 @@ def test_the_browser_check_catches_unescaped_markup(page, tmp_path: Path) -> Non
     """The control: the same file name written raw into a page fires its handler in this Chromium,
     and the inspection sees it (so the passes below mean escaping, not a blind check)."""
     raw = tmp_path / "raw.html"
-    raw.write_text(f"<html><body><p>{EVIL_FILE}.png</p><p>{EVIL_NAME}</p></body></html>")
+    raw.write_text(
+        f"<html><body><p>{EVIL_FILE}.png</p><p>{EVIL_NAME}</p><img src='x.png' alt=\"{QUOTE_FILE}\"></body></html>"
+    )
     dialogs = watch_dialogs(page)
     page.goto(raw.as_uri())
     state = inspect_page(page, dialogs)
-    assert sorted(state["dialogs"]) == ["1", "2", "3"]
-    assert state["src_x"] == 2 and "img[onerror]" in state["handlers"] and "svg[onload]" in state["handlers"]
+    assert sorted(state["dialogs"]) == ["1", "2", "3", "4"]
+    assert state["src_x"] == 2 and "svg[onload]" in state["handlers"]
+    assert state["handlers"].count("img[onerror]") == 3  # two from the tags, one from the attribute break-out
     assert EVIL_FILE not in state["text"]
 
 
@@ -467,8 +471,9 @@ def test_results_page_shows_markup_in_names_as_text(page, tmp_path: Path) -> Non
     root = tmp_path / "data"
     for folder, seed in (("trainA", 1), ("trainB", 2), ("testB", 4)):
         write_images(root / folder, 2, seed=seed)
-    (evil,) = write_images(root / "testA", 1, seed=3)
+    evil, quote = write_images(root / "testA", 2, seed=3)
     evil.rename(evil.with_name(f"{EVIL_FILE}.png"))
+    quote.rename(quote.with_name(f"{QUOTE_FILE}.png"))
     common = ["--dataroot", str(root), "--name", EVIL_NAME, "--checkpoints_dir", str(tmp_path / "ck")]
     assert train.main([*common, *TINY, "--max_iters", "1", "--seed", "0"]) == 0
     assert test_script.main([*common, "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"]) == 0
@@ -478,10 +483,12 @@ def test_results_page_shows_markup_in_names_as_text(page, tmp_path: Path) -> Non
     dialogs = watch_dialogs(page)
     page.goto(index.as_uri())
     state = inspect_page(page, dialogs)
-    assert_inert(state, f"{EVIL_FILE}_real_A", f"{EVIL_FILE}_fake_B", f"{EVIL_FILE}_rec_A")
+    assert_inert(state, f"{EVIL_FILE}_real_A", f"{EVIL_FILE}_fake_B", f"{EVIL_FILE}_rec_A", f"{QUOTE_FILE}_fake_B")
     assert state["title"] == f"{EVIL_NAME}: test, epoch latest"
     loaded = page.evaluate("() => Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
-    assert loaded == [True] * 9  # testA: 1 image, testB: 2, 3 labels each; the quoted srcs resolve
+    assert loaded == [True] * 12  # testA and testB: 2 images each, 3 labels each; the quoted srcs resolve
+    alts = page.evaluate("() => Array.from(document.images).map(i => i.alt)")
+    assert f"{QUOTE_FILE}_fake_B" in alts  # the whole name stayed inside the attribute
 
 
 @pytest.mark.browser
