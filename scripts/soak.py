@@ -181,7 +181,7 @@ def sample_disk(run_dir: Path) -> DiskSample:
         used = st.st_blocks * 512
         if relative.parts[0] == "web":
             sizes["web"] += used
-        elif path.suffix == ".pth" or relative.parts[0].startswith("shards"):
+        elif path.suffix == ".pth" or relative.parts[0].endswith(".ranks"):  # DDP shards: <tag>.ranks/
             sizes["checkpoints"] += used
         elif path.name.startswith("loss_log") or path.suffix in (".txt", ".jsonl", ".yaml", ".json"):
             sizes["logs"] += used

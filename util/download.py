@@ -199,9 +199,9 @@ class ArchiveLimits:
     """What an archive may claim before anything is unpacked (all checked from the member headers,
     before the data they describe is read, so a bomb costs neither disk nor decompression time).
 
-    * ``max_bytes`` 64 GiB: several times the largest published dataset (the pix2pix
-      edges2handbags archive is under 10 GB), small enough that a bad or malicious archive cannot
-      take a whole data disk.
+    * ``max_bytes`` 64 GiB: several times the largest published dataset (pix2pix's
+      edges2handbags, commonly reported at about 8 GB; not measured here, offline), small enough
+      that a bad or malicious archive cannot take a whole data disk.
     * ``max_ratio`` 100 beyond ``ratio_floor`` 256 MiB: the datasets are JPEG/PNG images, which
       deflate hardly shrinks (about 1:1); only padding or runs of zeros reach 100:1. Below the floor
       the ratio is not checked: small archives of text or test files may well compress 100:1, and
