@@ -8,13 +8,16 @@ name can make this code do.
 * Archive sizes (util/download.py ``ArchiveLimits``): a claim over the limit, a decompression
   bomb (tar.gz and zip) and an archive bigger than the free space of a real (tmpfs) disk are
   refused with one line before a byte is written. (Escaping paths, links and devices, and
-  downloads renamed only when complete, are proven in tests/test_download.py.)
+  downloads renamed only when complete, are proven in tests/test_download.py; the one case it
+  lacked, a SIGKILL mid-download, is at the end of this file.)
 * visdom on loopback: the servers this project starts (``make visdom``, scripts/start_visdom.sh,
   the tests' fixture) listen on 127.0.0.1 only, read from /proc/net/tcp{,6}; the client's
   default server is localhost.
 * HTML escaping, in real Chromium: an image named ``<img src=x onerror=alert(1)>.png`` and a run
   name holding markup render as text in test.py's results page, the training page and the visdom
-  panes: no dialog, no ``<img src=x>``, the literal name visible.
+  panes: no dialog, no event-handler attribute, no ``<img src=x>``, the literal name visible; a
+  file name with quotes stays inside its attribute. A control page with the same names written
+  raw shows the check catching them.
 """
 
 from __future__ import annotations
