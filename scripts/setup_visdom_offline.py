@@ -80,11 +80,32 @@ def visdom_version() -> str:
     return visdom.__version__
 
 
+def _literal(node: ast.expr, names: dict[str, object]) -> object:
+    """The value of a literal expression that may use ``%`` or ``+`` on strings and the names
+    assigned before it (``"%sjquery@3.1.1/..." % b``); any other construct raises AssetError."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
+        left, right = _literal(node.left, names), _literal(node.right, names)
+        if isinstance(left, str) and isinstance(right, (str, tuple)):
+            return left % right if isinstance(node.op, ast.Mod) else left + str(right)
+    if isinstance(node, ast.Tuple):
+        return tuple(_literal(item, names) for item in node.elts)
+    if isinstance(node, ast.List):
+        return [_literal(item, names) for item in node.elts]
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k, names): _literal(v, names) for k, v in zip(node.keys, node.values, strict=True)}
+    raise AssetError(f"visdom's download_scripts has a non-literal entry ({ast.unparse(node)}); update this script")
+
+
 def _read_download_list() -> tuple[dict[str, str], str, list[str]]:
     """Evaluate the literal assignments of ``download_scripts`` (ext_files, cdnjs_url, mathjax_path).
 
     The function body downloads as it goes, so we cannot call it; its list is plain string
-    literals and ``%`` formatting, which we evaluate statement by statement with no builtins.
+    literals and ``%`` formatting, which ``_literal`` evaluates statement by statement (no ``eval``:
+    anything else in the list is an error, not code that runs).
     """
     from visdom.server import build
 
@@ -95,8 +116,7 @@ def _read_download_list() -> tuple[dict[str, str], str, list[str]]:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name = node.targets[0].id
             if name in wanted:
-                code = compile(ast.Expression(node.value), "<visdom download list>", "eval")
-                namespace[name] = eval(code, {"__builtins__": {}}, dict(namespace))  # noqa: S307 (literals only)
+                namespace[name] = _literal(node.value, namespace)
     missing = {"ext_files", "cdnjs_url", "mathjax_path"} - namespace.keys()
     if missing:
         raise AssetError(f"visdom's download_scripts changed (no {', '.join(sorted(missing))}); update this script")

@@ -326,7 +326,7 @@ def test_ddp_wraps_the_head_and_ranks_agree(tmp_path: Path) -> None:
     options = cut_args(tmp_path, tmp_path, "ddp", "--seed", "1", "--cut_mode", "fastcut")
     out = tmp_path / "gathered.pt"
     torch.multiprocessing.spawn(_cut_ranks, args=(find_free_port(), options, str(out)), nprocs=2)
-    result = torch.load(out)
+    result = torch.load(out, weights_only=True)
     assert result["nets"] == {name: "DistributedDataParallel" for name in ("G", "D", "F")}
     for name in ("G", "D", "F"):
         for key in ("params", "grads"):

@@ -173,7 +173,7 @@ def test_ranks_hold_the_same_weights_and_gradients(tmp_path: Path) -> None:
     options = ["--dataroot", str(tmp_path), *TINY, "--norm", "batch", "--pool_size", "2", "--seed", "1"]
     out = tmp_path / "gathered.pt"
     torch.multiprocessing.spawn(_ranks_agree, args=(find_free_port(), options, str(out)), nprocs=2)
-    result = torch.load(out)
+    result = torch.load(out, weights_only=True)
     for key in ("params", "grads"):
         assert torch.equal(*result[key]), f"{key} differ between the ranks"
     assert result["grads"][0].abs().sum() > 0 and not torch.equal(*result["losses"])
@@ -243,7 +243,7 @@ def test_a_ddp_step_is_a_step_on_the_whole_batch(tmp_path: Path) -> None:
         model, losses = half_batch_steps(options, lambda batch: batch)
     finally:
         torch.set_default_dtype(torch.float32)
-    ddp = torch.load(out)
+    ddp = torch.load(out, weights_only=True)
     assert torch.allclose(ddp["losses"], losses, rtol=1e-10, atol=1e-12)
     assert torch.allclose(ddp["outputs"], net_outputs(model), rtol=0, atol=1e-10)
     assert not torch.allclose(ddp["losses"][1:], losses[:-1])  # the losses change from step to step

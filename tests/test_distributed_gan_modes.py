@@ -135,7 +135,7 @@ def test_ddp_gradients_are_the_mean_of_the_ranks_local_gradients(tmp_path: Path,
     options = ["--dataroot", str(tmp_path), *TINY, *EQUIVALENCE, "--gan_mode", gan_mode]
     out = tmp_path / "gathered.pt"
     torch.multiprocessing.spawn(_against_a_replica, args=(find_free_port(), options, str(out)), nprocs=2)
-    result = torch.load(out)
+    result = torch.load(out, weights_only=True)
     local, ddp, D = result["local"], result["ddp"], slice(-result["D_size"], None)  # [rank, step, value]
 
     # the plain copy's D gradients are the formula's, and with wgangp the penalty weighs in them

@@ -8,7 +8,10 @@
 * ``unpack(archive, dest, name)`` extracts a ``.zip`` or ``.tar.gz`` only after checking every
   member (no absolute paths, no ``..``, no links, no device files, nothing outside the folder),
   with tarfile's ``data`` filter on top where Python has it, into a temporary folder that is
-  renamed into place when complete.
+  renamed into place when complete. Sizes are checked first too (``ArchiveLimits``): an archive
+  whose members claim more than 64 GiB in all, more than 100x its own size beyond 256 MiB (a
+  decompression bomb), more than a million members, or more than the free space of the target
+  disk is refused before a byte is written.
 * ``check_state_dict(path)`` refuses a "model" that is not a PyTorch state dict (an HTML error
   page from a proxy, a truncated file).
 
@@ -32,6 +35,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 CHUNK = 1 << 20
@@ -41,6 +45,10 @@ USER_AGENT = "cyclegan-lab-download/1"
 
 class DownloadError(Exception):
     """A download, archive or file that cannot be used; the message is one line for the user."""
+
+
+class NotEnoughSpace(DownloadError):
+    """The archive is fine but the disk it unpacks to is too small: it is kept for the next run."""
 
 
 class _StartOver(Exception):
@@ -186,6 +194,76 @@ class _Progress:
 # ---- archives ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may claim before anything is unpacked (all checked from the member headers,
+    before the data they describe is read, so a bomb costs neither disk nor decompression time).
+
+    * ``max_bytes`` 64 GiB: several times the largest published dataset (pix2pix's
+      edges2handbags, commonly reported at about 8 GB; not measured here, offline), small enough
+      that a bad or malicious archive cannot take a whole data disk.
+    * ``max_ratio`` 100 beyond ``ratio_floor`` 256 MiB: the datasets are JPEG/PNG images, which
+      deflate hardly shrinks (about 1:1); only padding or runs of zeros reach 100:1. Below the floor
+      the ratio is not checked: small archives of text or test files may well compress 100:1, and
+      256 MiB threatens no disk.
+    * ``max_members`` 1,000,000 (inodes; the biggest published dataset has tens of thousands).
+    * the free space of the target disk: a truncated dataset on a full disk helps nobody.
+    """
+
+    max_bytes: int = 64 << 30
+    max_ratio: float = 100.0
+    ratio_floor: int = 256 << 20
+    max_members: int = 1_000_000
+
+
+DEFAULT_LIMITS = ArchiveLimits()
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
+
+
+class _SizeCheck:
+    """Running totals of an archive's members against ``ArchiveLimits``, checked member by member
+    as each header is read (a tar.gz has no table of contents: its headers come with the data)."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.packed = max(archive.stat().st_size, 1)
+        self.total = 0
+        self.count = 0
+
+    def add(self, name: str, size: int) -> None:
+        self.total += max(size, 0)
+        self.count += 1
+        lim = self.limits
+        if self.total > lim.max_bytes:
+            raise DownloadError(
+                f"{self.archive.name} claims more than {_gib(lim.max_bytes)} unpacked ({_gib(self.total)} up to "
+                f"{name}), over the limit for a dataset; nothing was unpacked"
+            )
+        if self.total > lim.ratio_floor and self.total > lim.max_ratio * self.packed:
+            raise DownloadError(
+                f"{self.archive.name} claims {_gib(self.total)} unpacked from {_gib(self.packed)} "
+                f"(over {lim.max_ratio:g}:1): a decompression bomb, not image data; nothing was unpacked"
+            )
+        if self.count > lim.max_members:
+            raise DownloadError(
+                f"{self.archive.name} holds more than {lim.max_members:,} members; nothing was unpacked"
+            )
+
+    def check_space(self, root: Path) -> None:
+        """Refuse when the claimed size (plus a 4 KiB block per member) exceeds the free space."""
+        needed = self.total + 4096 * self.count
+        free = shutil.disk_usage(root).free
+        if needed > free:
+            raise NotEnoughSpace(
+                f"{self.archive.name} unpacks to {_gib(needed)} but only {_gib(free)} is free in {root.parent.parent}; "
+                f"free some space and run the same command again (the archive is kept)"
+            )
+
+
 def _unsafe_name(name: str) -> bool:
     """Absolute (``/x``, ``C:\\x``), or climbing out (``..``)."""
     path = PurePosixPath(name.replace("\\", "/"))
@@ -199,8 +277,9 @@ def _check_inside(root: Path, name: str) -> None:
         raise DownloadError(f"unsafe path in archive: {name}")
 
 
-def _check_zip(archive: zipfile.ZipFile, root: Path) -> None:
+def _check_zip(archive: zipfile.ZipFile, root: Path, sizes: _SizeCheck) -> None:
     for info in archive.infolist():
+        sizes.add(info.filename, info.file_size)  # zipfile never writes more than this claim
         if _unsafe_name(info.filename):
             raise DownloadError(f"unsafe path in archive: {info.filename}")
         mode = info.external_attr >> 16
@@ -211,8 +290,12 @@ def _check_zip(archive: zipfile.ZipFile, root: Path) -> None:
         _check_inside(root, info.filename)
 
 
-def _check_tar(members: list[tarfile.TarInfo], root: Path) -> None:
-    for member in members:
+def _check_tar(archive: tarfile.TarFile, root: Path, sizes: _SizeCheck) -> list[tarfile.TarInfo]:
+    """Every member, checked as its header is read (before the next one, and so before its data is
+    decompressed: a bomb's first header is enough to refuse it)."""
+    members = []
+    for member in archive:
+        sizes.add(member.name, member.size)
         if _unsafe_name(member.name):
             raise DownloadError(f"unsafe path in archive: {member.name}")
         if member.issym() or member.islnk():
@@ -220,26 +303,30 @@ def _check_tar(members: list[tarfile.TarInfo], root: Path) -> None:
         if not (member.isfile() or member.isdir()):
             raise DownloadError(f"archive holds a device or special file: {member.name}")
         _check_inside(root, member.name)
+        members.append(member)
+    return members
 
 
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())  # what the data filter raises, where it exists
 
 
-def _extract(archive: Path, root: Path) -> None:
-    """Check every member of ``archive``, then extract it into ``root``. A damaged or unsafe
-    archive raises ``DownloadError`` before anything is written."""
+def _extract(archive: Path, root: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> None:
+    """Check every member of ``archive``, then extract it into ``root``. A damaged, unsafe or
+    oversized archive raises ``DownloadError`` before anything is written."""
+    sizes = _SizeCheck(archive, limits)
     if archive.name.endswith(".zip"):
         try:
             with zipfile.ZipFile(archive) as zf:
-                _check_zip(zf, root)
+                _check_zip(zf, root, sizes)
+                sizes.check_space(root)
                 zf.extractall(root)
         except (zipfile.BadZipFile, zlib.error, EOFError) as e:
             raise DownloadError(f"{archive.name} is not a readable zip archive ({e})") from None
         return
     try:
         with tarfile.open(archive, "r:*") as tf:
-            members = tf.getmembers()
-            _check_tar(members, root)
+            members = _check_tar(tf, root, sizes)
+            sizes.check_space(root)
             if hasattr(tarfile, "data_filter"):  # Python 3.12, and 3.8.17 / 3.9.17 / 3.10.12 / 3.11.4 on
                 tf.extractall(root, members, filter="data")
             else:  # pragma: no cover - older Pythons: our own checks above are the only guard
@@ -250,11 +337,12 @@ def _extract(archive: Path, root: Path) -> None:
         raise DownloadError(f"{archive.name} is not a readable tar.gz archive ({e})") from None
 
 
-def unpack(archive: Path, dest: Path, name: str) -> Path:
+def unpack(archive: Path, dest: Path, name: str, limits: ArchiveLimits = DEFAULT_LIMITS) -> Path:
     """Extract ``archive`` and move its ``name/`` folder (or, without one, everything in it) to
     ``dest``, replacing an old ``dest`` only once the new one is complete. A damaged or unsafe
     archive is deleted (downloading it again is the only fix); after any other failure (a full
-    disk) it is kept, so the next run unpacks it without downloading."""
+    disk) it is kept, so the next run unpacks it without downloading. ``limits``: see
+    ``ArchiveLimits``."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     for stale in dest.parent.glob(f".unpack-{name}-*"):  # left by a run killed while unpacking
@@ -264,7 +352,9 @@ def unpack(archive: Path, dest: Path, name: str) -> Path:
         root = work / "extract"
         root.mkdir()
         try:
-            _extract(Path(archive), root)
+            _extract(Path(archive), root, limits)
+        except NotEnoughSpace:
+            raise  # the archive is fine: keep it for the run after space is freed
         except DownloadError:
             Path(archive).unlink(missing_ok=True)
             raise
