@@ -50,6 +50,7 @@ HANG_S = 20  # one decode or load taking longer than this is a hang (they take m
 EXAMPLES = {
     "argv_train": 120,
     "argv_test": 80,
+    "train_dry_run": 60,
     "yaml_text": 80,
     "yaml_bytes": 40,
     "yaml_mutated_config": 100,
@@ -63,6 +64,7 @@ EXAMPLES = {
     "checkpoint_mutated": 150,
     "torch_file_mutated": 60,
     "test_networks_mutated": 100,
+    "resume_mutated": 100,
 }
 
 
@@ -195,6 +197,41 @@ def test_train_parser_gives_options_or_one_error_line(tiny_root: Path, argv: lis
 @given(argv=argv_strategy(flag_names(False)), use_base=st.booleans())
 def test_test_parser_gives_options_or_one_error_line(tiny_root: Path, argv: list[str], use_base: bool) -> None:
     check_parse(with_base(argv, tiny_root, use_base), is_train=False)
+
+
+# Flags left out of the entry-point fuzz: they start other processes (--nproc_per_node, several
+# --gpu_ids), or choose a model that may fetch pretrained weights, or read other files (--config).
+NOT_IN_DRY_RUN = {"--nproc_per_node", "--gpu_ids", "--model", "--config", "--help"}
+
+
+@fuzz("train_dry_run")
+@given(argv=argv_strategy([f for f in flag_names(True) if f not in NOT_IN_DRY_RUN]))
+def test_train_py_with_random_flags_starts_or_exits_2(tiny_root: Path, argv: list[str]) -> None:
+    """Past the parser: ``train.main(... --dry_run)`` builds the run's data and model from the
+    options, and returns 0, or 2 after one error line (``UserError``), or exits 2 like argparse.
+    (A --seed above 2**63 passed the parser and was a traceback in torch.manual_seed.)"""
+    import train
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), no_hang(f"train.py {argv}"):
+        try:
+            code = train.main([*with_base(argv, tiny_root, True), "--dry_run"])
+        except SystemExit as e:
+            code = e.code
+    assert code in (0, 2), (argv, code, err.getvalue())
+    assert "Traceback" not in err.getvalue()
+    if code == 2:
+        assert [line for line in err.getvalue().splitlines() if "error" in line][-1].startswith("train.py: error: ")
+
+
+@pytest.mark.parametrize("seed", [str(2**63), str(10**23), "-1"])
+def test_a_seed_torch_cannot_take_is_a_one_line_error(tiny_root: Path, seed: str, capsys) -> None:
+    import train
+
+    with pytest.raises(SystemExit) as exc:
+        train.main([*with_base(["--seed", seed], tiny_root, True), "--dry_run"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"train.py: error: --seed must be in [0, 2**63), got {seed}"
 
 
 # ---- the --config YAML loader ------------------------------------------------------------------
@@ -487,6 +524,38 @@ def test_test_py_network_loading_on_mutated_checkpoints(trained_run, test_model,
 
     try:
         check_loader(load, path, content)
+    finally:
+        path.write_bytes(original)
+
+
+@pytest.fixture(scope="module")
+def resume_options(trained_run: tuple[Path, bytes], tiny_root: Path):
+    run_dir = trained_run[0].parent
+    argv = ["--dataroot", str(tiny_root), "--name", "run", "--checkpoints_dir", str(run_dir.parent), "--gpu_ids", "-1"]
+    return parse_options([*argv, "--num_threads", "0", "--display_id", "0", "--continue_train"], is_train=True)
+
+
+@fuzz("resume_mutated")
+@given(data=st.data())
+def test_continue_train_from_a_mutated_latest(trained_run, resume_options, data: st.DataObject) -> None:
+    """``--continue_train`` as train.py does it (``Run``, the model, ``Run.start``) from a damaged
+    ``latest.pth``: it resumes, or stops with a ``UserError`` (a damaged file of one's own run:
+    a disk error, a copy cut short)."""
+    from engine.run import Run
+    from engine.tracking import LossTracker
+
+    path, original = trained_run
+    content = data.draw(mutated(original, hot=structure(original)))
+
+    def resume(p: Path) -> None:
+        run = Run(resume_options)
+        opt = run.options(resume_options)
+        model = create_model(opt, torch.device("cpu"))
+        run.start(opt, model, LossTracker(model.loss_names, torch.device("cpu")))
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            check_loader(resume, path, content)
     finally:
         path.write_bytes(original)
 
