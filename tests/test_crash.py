@@ -16,7 +16,8 @@ the process without any hook in the product code:
   milliseconds; whether the kill landed before the rename is checked (the file still exists)
   and counted.
 - ``worker``: as the k-th data-loading worker process appears (train.py re-creates its workers
-  at every epoch's start, so they are loading their first batches then).
+  at every epoch's start, so they are loading their first batches then): a child that is a fork
+  of train.py, once it has printed its ``dataset:`` line.
 - ``iteration``: a random fraction of an iteration after the k-th logged iteration.
 - ``startup``: a random time after the process started (imports, data, model, reading the
   checkpoint it resumes).
@@ -121,8 +122,7 @@ class Process:
 
     def is_worker(self, pid: int) -> bool:
         """Whether child ``pid`` is a data-loading worker: a fork of this process that stays one
-        (same command line a few milliseconds later), not a program it runs (at import time
-        something runs a short-lived command, which an exact poll sees)."""
+        (same command line a few milliseconds later), not a program it runs."""
         try:
             own = Path(f"/proc/{self.proc.pid}/cmdline").read_bytes()
             for _ in range(2):
@@ -201,7 +201,9 @@ def kill_at(process: Process, kill: Kill, run_dir: Path, before: set[str]) -> bo
                 kill.mid_write = (run_dir / name).exists()
                 kill.happened = f"{'during' if kill.mid_write else 'just after'} the write of {name}"
                 return True
-        elif kill.kind == "worker":
+        elif kill.kind == "worker" and any(line.startswith("dataset:") for line in process.output):
+            # only once the run has described its data: at import time ctypes runs ldconfig in a
+            # child, which under load can look like a fork of python for a while
             for pid in sorted(process.children()):
                 if pid not in seen_workers and process.is_worker(pid):
                     seen_workers.append(pid)
