@@ -74,7 +74,7 @@ from models.networks.perceptual import FeatureExtractor, default_weights_path, p
 from options import Options, evaluation_options, metric_names
 from util.device import default_test_batch_size, seed_everything
 from util.errors import UserError, one_line
-from util.fileio import atomic_write_text, file_sha256, flush_to_disk
+from util.fileio import atomic_write_text, file_sha256, flush_to_disk, remove_partial_writes
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_uint8
 
@@ -368,6 +368,8 @@ def translate_and_score(
     evaluation into a temporary folder (``--eval_freq``) skips it. ``results``: filled with each
     side's rows, ``(stem, {label: result file})`` in page order (test.py ``--use_wandb`` logs them).
     """
+    # the temporary files of an earlier run into this folder that was killed while writing
+    remove_partial_writes(out_dir, out_dir / "images")
     page = HTMLPage(out_dir, title)
     report: dict[str, dict] = {}
     for side in model.test_sides:

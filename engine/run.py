@@ -39,7 +39,7 @@ from engine.saving import Save
 from engine.tracking import LossTracker
 from options import FIXED, INVOCATION, save_options
 from util.errors import UserError
-from util.fileio import WriteFailed, check_writable
+from util.fileio import WriteFailed, check_writable, remove_partial_writes
 from util.seeds import stream_seed
 
 if TYPE_CHECKING:
@@ -134,6 +134,12 @@ class Run:
         position = self._restore() if opt.continue_train else RunPosition(opt.epoch_count)
         if distributed.is_main():
             self.dir.mkdir(parents=True, exist_ok=True)
+            # A process killed while saving (SIGKILL, pre-emption) leaves the temporary file of
+            # that save behind, as big as a checkpoint; no other process writes here now.
+            # (Unnamed per-rank shard sets are removed by the next save, see ``save``.)
+            leftovers = remove_partial_writes(self.dir, self.dir / "web", self.dir / "web" / "images")
+            if leftovers:
+                distributed.print0(f"note: removed {len(leftovers)} partial file(s) left by an interrupted save")
             save_options(opt, self.dir / "opt.yaml")
         distributed.barrier()
         return position

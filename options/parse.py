@@ -88,11 +88,18 @@ class Options:
         }
 
 
-def _peek(argv: Sequence[str]) -> argparse.Namespace:
-    """The few flags that decide which parser to build."""
-    peek = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flag in ("--config", "--model", "--dataset_mode", "--name", "--checkpoints_dir", "--dataroot", "--suffix"):
-        peek.add_argument(flag, default=argparse.SUPPRESS)
+_PEEKED = ("config", "model", "dataset_mode", "name", "checkpoints_dir", "dataroot", "suffix")
+
+
+def _peek(argv: Sequence[str], prog: str | None) -> argparse.Namespace:
+    """The few flags that decide which parser to build. A flag without its value already fails
+    here: with the same program name and short usage line as the full parser's errors (argparse's
+    own would be ``sys.argv[0]`` and a usage listing only these flags)."""
+    peek = argparse.ArgumentParser(
+        prog=prog, usage="%(prog)s [options]; %(prog)s --help lists them", add_help=False, allow_abbrev=False
+    )
+    for key in _PEEKED:
+        peek.add_argument(f"--{key}", default=argparse.SUPPRESS)
     known, _ = peek.parse_known_args(argv)
     return known
 
@@ -102,11 +109,19 @@ def _load_yaml(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
     if not config.is_file():
         parser.error(f"--config {path}: no such file")
     try:
-        values = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        text = config.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:  # found by tests/test_fuzz.py, as the two cases below
+        parser.error(f"--config {path} is not UTF-8 text ({e.reason} at byte {e.start})")
+    try:
+        values = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         parser.error(f"--config {path} is not valid YAML: {str(e).splitlines()[0]}")
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        parser.error(f"--config {path} is nested too deeply to be a config of options")
     if not isinstance(values, dict):
         parser.error(f"--config {path} must hold a mapping of option: value")
+    if non_text := [key for key in values if not isinstance(key, str)]:  # `1: x`, `~: x`, `[a]: x`
+        parser.error(f"--config {path}: every key must be an option name, got {non_text[0]!r}")
     return values
 
 
@@ -161,9 +176,13 @@ def _coerce_one(parser: argparse.ArgumentParser, action: argparse.Action, key: s
         if not isinstance(value, bool):
             parser.error(f"config key '{key}' must be true or false, got {value!r}")
         return value
-    if value is None:
+    if value is None:  # `key:` or `key: null`: only for the options that default to nothing
+        if parser.get_default(action.dest) is not None:  # (`crop_size: null` was a TypeError, tests/test_fuzz.py)
+            parser.error(f"config key '{key}' needs a value (the default is {parser.get_default(action.dest)!r})")
         return None
     kind = action.type
+    if kind in (None, str) and isinstance(value, (list, dict)):  # str() would make `name: [a]` the name "['a']"
+        parser.error(f"config key '{key}' takes one value, got {type(value).__name__} {value!r}")
     if kind in (int, float) and isinstance(value, bool):
         parser.error(f"config key '{key}' must be a number, got {value!r}")
     if kind is int and isinstance(value, float) and not value.is_integer():
@@ -273,13 +292,19 @@ def parse_options(argv: Sequence[str] | None = None, is_train: bool = True, prog
     Bad values end the program like argparse does: a usage line, one error line, exit code 2.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    peeked = _peek(argv)
+    peeked = _peek(argv, prog)
     base = _base_parser(is_train, prog)  # for YAML errors and the default model
     if (problem := classic_flag_problem(argv)) is not None:
         base.error(problem)
     yaml_values: dict[str, Any] = {}
     if getattr(peeked, "config", None):
         yaml_values = _load_yaml(peeked.config, base)
+        # the keys that choose the parser are read before the others are checked: check them now
+        # (``dataset_mode: [a]`` was a TypeError, found by tests/test_fuzz.py)
+        peek_dests = _dests(base)
+        for key in _PEEKED:
+            if key in yaml_values:
+                yaml_values[key] = _coerce(base, peek_dests[key], key, yaml_values[key])
 
     # test.py takes the trained run's architecture; --continue_train all of the run's options but
     # this invocation's own (the flags' scopes say which, options.schema)

@@ -140,6 +140,8 @@ def check_ranges(values: dict[str, Any], is_train: bool) -> None:
     for key, low in {**MINIMUM, **(TRAIN_MINIMUM if is_train else TEST_MINIMUM)}.items():
         if values[key] < low:
             raise UserError(f"--{key} must be at least {low}, got {values[key]}")
+    if not 0 <= values["seed"] < 2**63:  # torch.manual_seed takes 64 bits: a larger seed was a traceback
+        raise UserError(f"--seed must be in [0, 2**63), got {values['seed']}")
     if is_train:
         last = values["n_epochs"] + values["n_epochs_decay"]
         if not values["continue_train"] and values["epoch_count"] > last:

@@ -4,14 +4,16 @@ images flushed once per run instead of once per image."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import test as test_script
 import train
-from tests.conftest import TINY, write_images
-from util.fileio import WriteFailed, atomic_write
+from tests.conftest import REPO_ROOT, TINY, write_images
+from util.fileio import WriteFailed, atomic_write, remove_partial_writes
 
 
 @pytest.fixture
@@ -107,3 +109,39 @@ def test_unreadable_torch_files_get_a_one_line_reason(tmp_path: Path) -> None:
     message = str(info.value)
     assert message.startswith(f"cannot read {cut}: ") and "\n" not in message
     assert "not a file written by torch.save" not in message  # a torch file, cut short: torch's reason
+
+
+# A process that SIGKILL stops inside atomic_write: it has written half a file and is writing on.
+KILLED_WRITER = """
+import sys, time
+from util.fileio import atomic_write
+
+def write(f):
+    f.write(b"half a checkpoint")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_a_write_killed_by_sigkill_leaves_a_partial_file_and_only_that_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "latest.pth").write_bytes(b"the previous checkpoint")
+    keep = [".hidden", ".x.tmp", "a.tmp", ".latest.pth.tmp", "notes.txt"]  # not atomic_write's names
+    for name in keep:
+        (tmp_path / name).write_text("mine")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path / "latest.pth")], cwd=REPO_ROOT, stdout=subprocess.PIPE
+    )
+    assert proc.stdout.readline() == b"writing\n"
+    proc.kill()  # SIGKILL: no clean-up can run
+    proc.wait()
+    proc.stdout.close()
+    partial = sorted(set(os.listdir(tmp_path)) - {*keep, "latest.pth"})
+    assert len(partial) == 1 and partial[0].startswith(".latest.pth.")  # what a killed save leaves
+    assert (tmp_path / "latest.pth").read_bytes() == b"the previous checkpoint"
+
+    removed = remove_partial_writes(tmp_path, tmp_path / "no_such_folder")
+    assert [p.name for p in removed] == partial
+    assert sorted(os.listdir(tmp_path)) == sorted([*keep, "latest.pth"])

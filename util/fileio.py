@@ -134,6 +134,33 @@ def _raise_if_unwritable(path: Path, exc: BaseException) -> None:
     raise WriteFailed(f"cannot write {path}: {reason}", disk_full) from exc
 
 
+# The name ``atomic_write`` gives its temporary file: ``.<target name>.<mkstemp's 8 random characters>.tmp``.
+_PARTIAL_WRITE = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_partial_writes(*folders: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that ``atomic_write`` calls killed mid-write (SIGKILL, a
+    pre-empted machine, the OOM killer) left in ``folders`` (not their sub-folders), and return
+    them. Nothing else can clean them up, and each is as big as the file it was becoming (a
+    whole checkpoint): on a pre-emptible machine they would pile up. Only call it on folders
+    no other live process is writing to (a run's folder as its run starts, a results folder
+    as test.py starts): a live writer's temporary file has the same name shape."""
+    removed = []
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if _PARTIAL_WRITE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                removed.append(Path(entry.path))
+    return removed
+
+
 def flush_to_disk() -> None:
     """Write every file this process left to ``atomic_write(..., fsync=False)`` to disk, in one
     call (``os.sync``: one journal commit for all of them instead of one per file)."""
