@@ -91,7 +91,9 @@ def export(opt: Options, net_name: str | None, formats: list[str], out: str | No
     name, _ = pick_generator(model.nets, net_name)
     run_dir = Path(opt.checkpoints_dir) / opt.name
     checkpoint = load_inference_checkpoint(run_dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets])
-    model.load_networks(checkpoint.nets, checkpoint.source)
+    nets, averaged = checkpoint.weights(not opt.no_ema)  # --ema_decay's averages, unless --no_ema
+    model.load_networks(nets, checkpoint.source)
+    print(checkpoint.describe(averaged))
     model.eval()
     net = unwrap(model.nets[name])
     source = Path(checkpoint.source)
@@ -99,7 +101,7 @@ def export(opt: Options, net_name: str | None, formats: list[str], out: str | No
         source = reference_net_file(run_dir, opt.epoch, model.checkpoint_key(name))
     input_nc = next(m for m in net.modules() if hasattr(m, "in_channels")).in_channels
     output_nc = [m for m in net.modules() if hasattr(m, "out_channels")][-1].out_channels
-    info = architecture(opt, name, input_nc, output_nc, source)
+    info = {**architecture(opt, name, input_nc, output_nc, source), "ema": name in averaged}
     stem = Path(out or run_dir / "export") / f"{opt.name}_{name}"
     print(f"exporting {name} of {source} (eval mode: batch norm running statistics, dropout off)")
     results = export_generator(net, stem, formats, info["size_multiple"], input_nc, info)

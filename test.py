@@ -120,8 +120,9 @@ def translate_checkpoints(
     scores: list[CheckpointScores] = []
     report: dict[str, dict] = {}
     for item in checkpoints_to_test(run_dir, opt.epoch, [model.checkpoint_key(n) for n in model.nets]):
-        model.load_networks(item.checkpoint.nets, item.checkpoint.source)
-        print(f"loaded {item.checkpoint.source}")
+        nets, averaged = item.checkpoint.weights(not opt.no_ema)  # --ema_decay's averages, unless --no_ema
+        model.load_networks(nets, item.checkpoint.source)
+        print(item.checkpoint.describe(averaged))
         seed_everything(opt.seed)  # each checkpoint translates with the same randomness (dropout)
         out_dir = results_dir / f"{opt.phase}_{item.tag}"
         rows: dict[str, list[tuple[str, dict[str, Path]]]] = {}

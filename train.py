@@ -163,6 +163,7 @@ def train_epoch(
     for batch in stop.batches(loader):
         timer.got_batch()
         losses = model.train_step(batch)
+        model.update_ema()  # --ema_decay: the generators' moving averages (nothing without it)
         timer.stepped()
         position.advance(batch["A"].shape[0])
         tracker.add(losses, position.total_iters)

@@ -7,6 +7,8 @@ Layout of ``checkpoints/<name>/<tag>.pth`` (tag: ``latest``, an epoch number, ``
      "nets": {"G_A": state_dict, ...}, "optimizers": {...}, "schedulers": {...},
      "pools": {"A": {"size", "images", "rng"}, ...},
      "tracker": {"epoch_sums", "epoch_count"},
+     "ema": {"decay", "updates", "nets": {"G_A": state_dict, ...}} (only with --ema_decay: the
+            generators' moving averages, which test time uses unless --no_ema),
      "rng": {"torch": ByteTensor, "cuda": ByteTensor (this process's device only)},
      "world_size": int (only when above 1), "rank_shards": "latest.ranks/<token>" (a full save
      of several processes: ranks 1.. keep their "pools", "rng", "tracker" in
@@ -146,6 +148,24 @@ class InferenceCheckpoint:
     epoch: int | None = None  # the epoch in progress when saved (the next one, after an epoch's end)
     epoch_samples: int | None = None  # samples of ``epoch`` already done
     options: dict = field(default_factory=dict)
+    averaged: dict[str, dict] = field(default_factory=dict)  # --ema_decay: the generators' moving averages
+
+    def weights(self, use_averages: bool = True) -> tuple[dict[str, dict], list[str]]:
+        """The networks to test with: the moving averages (``--ema_decay``) in place of the raw
+        weights they average, unless ``use_averages`` is False (``--no_ema``); and the names of the
+        networks taken from the averages."""
+        if not use_averages or not self.averaged:
+            return self.nets, []
+        return {**self.nets, **self.averaged}, sorted(self.averaged)
+
+    def describe(self, averaged: list[str]) -> str:
+        """``loaded <file>``, plus which networks are moving averages: the one log line test.py
+        and export.py print."""
+        if averaged:
+            return f"loaded {self.source}: the moving averages of {', '.join(averaged)} (--no_ema: the raw weights)"
+        if self.averaged:
+            return f"loaded {self.source}: raw weights (--no_ema; it also holds moving averages)"
+        return f"loaded {self.source}"
 
 
 def load_tagged(run_dir: Path, tag: str, keys: list[str]) -> tuple[dict, str]:
@@ -172,6 +192,7 @@ def load_inference_checkpoint(run_dir: Path, tag: str, keys: list[str]) -> Infer
         state.get("epoch"),
         state.get("epoch_samples"),
         state.get("options", {}),
+        state.get("ema", {}).get("nets", {}),
     )
 
 

@@ -693,7 +693,8 @@ class TrainingEvaluator:
         if vgg is not None:
             info["vgg_weights"] = vgg
         try:
-            with preserved_rng(model.device), preserved_buffers(model):
+            # --ema_decay: translate with the generators' averages (their buffers restored afterwards too)
+            with preserved_rng(model.device), model.averaged_generators(), preserved_buffers(model):
                 model.eval() if self.opt.eval else model.train()
                 seed_everything(self.opt.seed)  # as test.py does per checkpoint: the same dropout masks
                 with tempfile.TemporaryDirectory(prefix=".eval_", dir=self.run_dir) as tmp:

@@ -163,6 +163,7 @@ def architecture(opt: object, net_name: str, input_nc: int, output_nc: int, sour
         "input_nc": input_nc,
         "output_nc": output_nc,
         "no_dropout": bool(opt.no_dropout),
+        "upsample": opt.upsample,
         "size_multiple": GENERATORS.spec(opt.netG).size_multiple,
         "mode": "eval (batch norm running statistics, dropout off)",
         "input": {

@@ -31,5 +31,8 @@ if TYPE_CHECKING:
 
 
 def create_model(opt: Options, device: torch.device) -> BaseModel:
-    """The model named by ``--model``, built on ``device``."""
-    return MODELS.get(opt.model)(opt, device)
+    """The model named by ``--model``, built on ``device`` (with ``--ema_decay``, its generators'
+    averages start at their initial weights)."""
+    model = MODELS.get(opt.model)(opt, device)
+    model.start_ema()
+    return model

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,6 +12,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
+from models.ema import GeneratorEMA
 from models.fast_path import FastPath, prefer_fused
 from models.image_pool import ImagePool
 from models.networks import define_D, define_G, load_net_state
@@ -52,6 +54,8 @@ class BaseModel:
     test_sides: tuple[str, ...] = ("A",)
     # losses whose epoch mean the ``plateau`` LR policy monitors
     monitor_losses: tuple[str, ...] = ()
+    # the networks that make the model's outputs, whose weights ``--ema_decay`` averages
+    generators: tuple[str, ...] = ()
 
     def __init__(self, opt: Options, device: torch.device) -> None:
         self.opt = opt
@@ -65,6 +69,7 @@ class BaseModel:
         self.schedulers: dict[str, object] = {}
         self.pools: dict[str, ImagePool] = {}
         self.fast = FastPath.from_options(opt, device)  # --amp, --channels_last, --compile
+        self.ema: GeneratorEMA | None = None  # --ema_decay: set up by ``start_ema`` once the nets exist
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -128,14 +133,31 @@ class BaseModel:
         """The ``--netG`` generator with the run's architecture options, on this model's device."""
         opt = self.opt
         net = define_G(
-            opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain
+            opt.netG,
+            input_nc,
+            output_nc,
+            opt.ngf,
+            opt.norm,
+            not opt.no_dropout,
+            opt.init_type,
+            opt.init_gain,
+            upsample=opt.upsample,
         )
         return self.fast.prepare_net(net.to(self.device))
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
         """The ``--netD`` discriminator with the run's architecture options, on this model's device."""
         opt = self.opt
-        net = define_D(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
+        net = define_D(
+            opt.netD,
+            input_nc,
+            opt.ndf,
+            opt.n_layers_D,
+            opt.norm,
+            opt.init_type,
+            opt.init_gain,
+            spectral_norm=opt.spectral_norm,
+        )
         return self.fast.prepare_net(net.to(self.device))
 
     def build_pool(self, side: str) -> ImagePool:
@@ -159,6 +181,40 @@ class BaseModel:
             if cuda:
                 net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
             self.nets[name] = DistributedDataParallel(net, device_ids=[self.device.index] if cuda else None)
+        if self.ema is not None:  # DDP gave every rank rank 0's weights: the averages start there too
+            self.ema.reset({name: unwrap(self.nets[name]) for name in self.generators})
+
+    # ---- --ema_decay: moving averages of the generators (models/ema.py) ----------------------
+    def start_ema(self) -> None:
+        """With ``--ema_decay`` (training), start the generators' averages at their initial weights.
+        ``models.create_model`` calls it once the networks exist, before ``distribute``/``compile``
+        wrap them."""
+        decay = self.opt.ema_decay if self.is_train else 0.0
+        if not decay:
+            return
+        if not self.generators:
+            raise UserError(f"--ema_decay: --model {self.opt.model} has no generator whose weights it could average")
+        self.ema = GeneratorEMA({name: unwrap(self.nets[name]) for name in self.generators}, decay)
+
+    def update_ema(self) -> None:
+        """Fold the generators' weights into their averages; the training loop calls it after
+        every ``train_step`` (nothing without ``--ema_decay``)."""
+        if self.ema is not None:
+            self.ema.update({name: unwrap(self.nets[name]) for name in self.generators})
+
+    @contextlib.contextmanager
+    def averaged_generators(self) -> Iterator[bool]:
+        """Inside, ``self.nets`` holds the generators' averages in place of the trained networks
+        (``--eval_freq`` translates with them); yields whether there are any."""
+        if self.ema is None:
+            yield False
+            return
+        trained = dict(self.nets)
+        self.nets.update(self.ema.nets)
+        try:
+            yield True
+        finally:
+            self.nets.update(trained)
 
     def compile(self) -> None:
         """``--compile``: every network through ``torch.compile`` (after ``distribute``, so DDP's
@@ -214,7 +270,16 @@ class BaseModel:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "pools": self.pools_state(),
             **({"grad_scaler": self.fast.state_dict()} if self.fast.scaler.is_enabled() else {}),
+            **({"ema": self.ema_state()} if self.ema is not None else {}),
         }
+
+    def ema_state(self) -> dict:
+        """The checkpoint's ``"ema"``: ``{"decay", "updates", "nets": {checkpoint key: averaged state
+        dict}}`` (``engine.checkpoint.InferenceCheckpoint`` gives test time these weights)."""
+        assert self.ema is not None
+        state = self.ema.state_dict()
+        state["nets"] = {self.checkpoint_key(name): net for name, net in state["nets"].items()}
+        return state
 
     def pools_state(self) -> dict[str, dict]:
         """The image pools' contents and random streams (``load_pools`` restores them)."""
@@ -229,6 +294,8 @@ class BaseModel:
                 raise UserError(f"{source} has no network '{key}' (it has: {', '.join(sorted(nets)) or 'none'})")
             if zeros := load_net_state(unwrap(net), nets[key], f"{source} [{key}]"):
                 filled[key] = len(zeros)
+        if self.ema is not None:  # averages start at the loaded weights (a checkpoint's own replace them)
+            self.ema.reset({name: unwrap(self.nets[name]) for name in self.generators})
         if filled and not (dist.is_initialized() and dist.get_rank() > 0):
             print(
                 f"note: {source} is in the reference's --norm none layout (no bias on the convs it ties to the "
@@ -259,6 +326,24 @@ class BaseModel:
         if "pools" in state:
             self.load_pools(state["pools"])
         self.fast.load_state_dict(state.get("grad_scaler", {}))
+        self.load_ema(state.get("ema"), source)
+
+    def load_ema(self, ema: dict | None, source: str) -> None:
+        """Restore the generators' averages from a checkpoint's ``"ema"``; say what happens when
+        the checkpoint and ``--ema_decay`` disagree."""
+        main = not (dist.is_initialized() and dist.get_rank() > 0)
+        if self.ema is None:
+            if ema is not None and main:
+                print(f"note: {source} holds the generators' moving averages; without --ema_decay they are dropped")
+            return
+        if ema is None:
+            if main:
+                print(f"note: {source} holds no moving averages: --ema_decay starts them at its weights")
+            return
+        nets = ema["nets"]
+        self.ema.load_state_dict(
+            {"updates": ema["updates"], "nets": {name: nets[self.checkpoint_key(name)] for name in self.generators}}
+        )
 
     def load_pools(self, pools: dict[str, dict]) -> None:
         """The image pools' contents and random streams (a checkpoint's ``pools``)."""

@@ -81,6 +81,7 @@ class CUTModel(BaseModel):
     loss_names = ("G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y")
     test_sides = ("A",)
     monitor_losses = ("NCE",)
+    generators = ("G",)
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -156,9 +157,17 @@ class CUTModel(BaseModel):
 
     def build_cut_generator(self) -> torch.nn.Module:
         """The paper's generator: anti-aliased unless --no_antialias / --no_antialias_up (a ``*_aa``
-        --netG is anti-aliased in both directions regardless)."""
+        --netG is anti-aliased in both directions regardless). ``--upsample resize_conv`` replaces
+        the plain transposed convs of ``--no_antialias_up``; the blur-upsampling is already a
+        resize then a conv, so the two do not combine (a one-line error)."""
         opt = self.opt
         aa = opt.netG.endswith("_aa")
+        antialias_up = aa or not opt.no_antialias_up
+        if opt.upsample != "transpose" and antialias_up:
+            raise UserError(
+                f"--upsample {opt.upsample}: CUT's generator upsamples by a blur then a 3x3 conv already (no "
+                "transposed conv); add --no_antialias_up (and a --netG without _aa) for nearest resize + conv instead"
+            )
         net = AntialiasResnetGenerator(
             opt.input_nc,
             opt.output_nc,
@@ -167,7 +176,8 @@ class CUTModel(BaseModel):
             not opt.no_dropout,
             n_blocks=RESNET_BLOCKS[opt.netG],
             antialias=aa or not opt.no_antialias,
-            antialias_up=aa or not opt.no_antialias_up,
+            antialias_up=antialias_up,
+            upsample=opt.upsample,
         )
         net = init_weights(net, opt.init_type, opt.init_gain)
         return self.fast.prepare_net(net.to(self.device))
@@ -179,7 +189,16 @@ class CUTModel(BaseModel):
         name = opt.netD
         if not opt.no_antialias and name in ("basic", "n_layers"):
             name = f"{name}_aa"
-        net = define_D(name, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type, opt.init_gain)
+        net = define_D(
+            name,
+            opt.output_nc,
+            opt.ndf,
+            opt.n_layers_D,
+            opt.norm,
+            opt.init_type,
+            opt.init_gain,
+            spectral_norm=opt.spectral_norm,
+        )
         return self.fast.prepare_net(net.to(self.device))
 
     def build_head(self) -> torch.nn.Module:

@@ -48,6 +48,7 @@ class CycleGANModel(BaseModel):
     loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
     test_sides = ("A", "B")
     monitor_losses = ("cycle_A", "cycle_B")
+    generators = ("G_A", "G_B")
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -67,6 +67,7 @@ class FastStyleModel(BaseModel):
     loss_names = PERCEPTUAL_LOSSES
     test_sides = ("A",)
     monitor_losses = PERCEPTUAL_LOSSES  # the plateau policy watches the perceptual loss
+    generators = ("G",)
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -47,6 +47,7 @@ class Pix2PixModel(BaseModel):
     loss_names = ("G_GAN", "G_L1", "D_real", "D_fake")
     test_sides = ("A",)
     monitor_losses = ("G_L1",)
+    generators = ("G",)
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -33,10 +33,12 @@ class TemplateModel(BaseModel):
     test_sides = ("A",)
     # 3. Losses the ``plateau`` LR policy watches.
     monitor_losses = ("L1",)
+    # 4. The networks that make the outputs (``--ema_decay`` averages their weights).
+    generators = ("G",)
 
     @staticmethod
     def modify_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        # 4. Options of this model, and default changes (between code defaults and YAML).
+        # 5. Options of this model, and default changes (between code defaults and YAML).
         parser.set_defaults(dataset_mode="template")
         if is_train:
             parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 loss")
@@ -44,7 +46,7 @@ class TemplateModel(BaseModel):
 
     def __init__(self, opt: Options, device: torch.device) -> None:
         super().__init__(opt, device)
-        # 5. Networks, optimizers (and pools) go into the dicts: checkpoints save them by name.
+        # 6. Networks, optimizers (and pools) go into the dicts: checkpoints save them by name.
         self.nets["G"] = self.build_generator(opt.input_nc, opt.output_nc)
         if self.is_train:
             self.criterion = nn.L1Loss()
@@ -53,7 +55,7 @@ class TemplateModel(BaseModel):
         self._visuals: dict[str, torch.Tensor] = {}
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        # 6. One step: forward, losses, backward, optimizer step. Return detached losses.
+        # 7. One step: forward, losses, backward, optimizer step. Return detached losses.
         real_A = batch["A"].to(self.device, non_blocking=True)
         real_B = batch["B"].to(self.device, non_blocking=True)
         fake_B = self.nets["G"](real_A)
@@ -71,7 +73,7 @@ class TemplateModel(BaseModel):
     def inference(
         self, side: str, images: torch.Tensor, items: Sequence[dict] | None = None
     ) -> dict[str, torch.Tensor]:
-        # 7. Test-time outputs, keyed by the labels used for file names and the HTML page. ``items``, the
+        # 8. Test-time outputs, keyed by the labels used for file names and the HTML page. ``items``, the
         #    dataset items the batch was stacked from, is for models that need more of them (a style model).
         real_A = images.to(self.device)
         return {"real_A": real_A, "fake_B": self.generate(self.nets["G"], real_A)}

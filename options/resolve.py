@@ -45,6 +45,7 @@ def resolve(values: dict[str, Any], explicit: set[str], is_train: bool) -> dict[
         values["display_env"] = values["name"]
     values["size_multiple"] = GENERATORS.spec(values["netG"]).size_multiple  # for data: uncropped sides
     check_ranges(values, is_train)
+    check_upsample(values["netG"], values["upsample"])
     check_sizes(values, is_train)
     if is_train and values["eval_freq"] > 0 and not values["metrics"]:
         raise UserError("--eval_freq needs --metrics, e.g. --metrics fid,kid")
@@ -131,8 +132,17 @@ def check_ranges(values: dict[str, Any], is_train: bool) -> None:
             raise UserError(f"--beta1 must be in [0, 1), got {values['beta1']}")
         if not values["dist_timeout"] > 0:
             raise UserError(f"--dist_timeout must be a positive number of seconds, got {values['dist_timeout']}")
+        if not 0 <= values["ema_decay"] < 1:  # also refuses nan
+            raise UserError(f"--ema_decay must be in [0, 1) (0: off; typical: 0.999), got {values['ema_decay']}")
     elif not values["aspect_ratio"] > 0:
         raise UserError(f"--aspect_ratio must be positive, got {values['aspect_ratio']}")
+
+
+def check_upsample(netG: str, upsample: str) -> None:
+    """``--upsample`` other than the reference's transposed convs, for generators that take it."""
+    if upsample != "transpose" and not GENERATORS.spec(netG).resize_conv:
+        able = ", ".join(name for name in GENERATORS.names() if GENERATORS.spec(name).resize_conv)
+        raise UserError(f"--upsample {upsample}: --netG {netG} has one way to upsample; these take it: {able}")
 
 
 def check_sizes(values: dict[str, Any], is_train: bool) -> None:

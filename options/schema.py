@@ -13,7 +13,7 @@ from metrics import METRICS, default_cache_dir
 from models.base_model import MODELS
 from models.fast_path import AMP_DTYPES, COMPILE_MODES
 from models.losses import GAN_MODES
-from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORM_TYPES
+from models.networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORM_TYPES, UPSAMPLE_MODES
 from models.schedulers import LR_POLICIES
 from util.flags import ARCHITECTURE, FIXED, INVOCATION, TEST_TIME, add
 
@@ -269,6 +269,17 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no dropout in the generator",
     )
+    add(
+        g,
+        "--upsample",
+        scope=(ARCHITECTURE, FIXED),
+        type=str,
+        default="transpose",
+        choices=UPSAMPLE_MODES,
+        help="the generator's x2 upsamplings: transpose (stride-2 transposed conv, the reference's) or resize_conv "
+        "(nearest-neighbour resize, then a 3x3 conv: no checkerboard artefacts; resnet_* and unet_* generators, "
+        "and CUT with --no_antialias_up)",
+    )
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -415,6 +426,25 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     add(g, "--pool_size", scope=(FIXED,), type=int, default=50, help="image pool size for D (0: no pool)")
     add(
         g,
+        "--ema_decay",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the generators' weights, updated after every step with "
+        "decay min(ema_decay, (1 + t) / (10 + t)) at step t (a warm-up: early averages do not cling to the "
+        "initial weights); saved beside the raw weights, and used by test.py, export.py and --eval_freq unless "
+        "--no_ema. Typical: 0.999. 0: off",
+    )
+    add(
+        g,
+        "--spectral_norm",
+        scope=(FIXED,),
+        action="store_true",
+        help="spectral normalisation on every conv of the discriminator (bounds each conv's Lipschitz constant "
+        "by 1). The norm layers of --norm stay in D too; the usual SN discriminator has none (--norm none, which "
+        "also applies to G)",
+    )
+    add(
+        g,
         "--lr_policy",
         scope=(FIXED,),
         type=str,
@@ -452,6 +482,13 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
     add(g, "--results_dir", type=str, default="./results", help="where results are saved")
     add(g, "--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved result images")
     add(g, "--eval", action="store_true", help="use eval mode (batch-norm statistics, no dropout)")
+    add(
+        g,
+        "--no_ema",
+        action="store_true",
+        help="use the generators' raw weights even when the checkpoint holds their moving averages (--ema_decay; "
+        "by default test.py and export.py use the averages)",
+    )
     add(
         g,
         "--num_test",

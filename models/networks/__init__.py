@@ -17,7 +17,7 @@ load the reference's checkpoints into these layouts.
 from models.networks import contrastive, transformer_net  # noqa: F401  (register --netG resnet_*_aa, transformer_net)
 from models.networks.compat import load_net_state, patch_reference_state, reference_bias_free_keys
 from models.networks.discriminators import DISCRIMINATORS, DiscriminatorSpec, define_D
-from models.networks.generators import GENERATORS, GeneratorSpec, define_G
+from models.networks.generators import GENERATORS, UPSAMPLE_MODES, GeneratorSpec, define_G
 from models.networks.layers import INIT_TYPES, NORM_TYPES, init_weights
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "GeneratorSpec",
     "INIT_TYPES",
     "NORM_TYPES",
+    "UPSAMPLE_MODES",
     "define_D",
     "define_G",
     "init_weights",

@@ -41,9 +41,18 @@ class AntialiasResnetGenerator(ResnetGenerator):
         n_blocks: int = 9,
         antialias: bool = True,
         antialias_up: bool = True,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__(
-            input_nc, output_nc, ngf, norm, use_dropout, n_blocks, antialias=antialias, antialias_up=antialias_up
+            input_nc,
+            output_nc,
+            ngf,
+            norm,
+            use_dropout,
+            n_blocks,
+            antialias=antialias,
+            antialias_up=antialias_up,
+            upsample=upsample,
         )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrizations
 
 from models.networks.layers import conv_bias, init_weights, norm_layer, norm_tied
 from util.registry import Registry
@@ -104,7 +105,28 @@ def define_D(
     norm: str = "instance",
     init_type: str = "normal",
     init_gain: float = 0.02,
+    spectral_norm: bool = False,
 ) -> nn.Module:
-    """Build and initialise a registered discriminator (on the CPU; the caller moves it)."""
-    net = DISCRIMINATORS.get(name)(input_nc=input_nc, ndf=ndf, n_layers_D=n_layers_D, norm=norm)
-    return init_weights(net, init_type, init_gain)
+    """Build and initialise a registered discriminator (on the CPU; the caller moves it);
+    ``spectral_norm``: see ``add_spectral_norm``."""
+    net = init_weights(
+        DISCRIMINATORS.get(name)(input_nc=input_nc, ndf=ndf, n_layers_D=n_layers_D, norm=norm), init_type, init_gain
+    )
+    return add_spectral_norm(net) if spectral_norm else net
+
+
+def add_spectral_norm(net: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al., ICLR 2018) on every conv of ``net``, in place: each
+    weight W is used as W / sigma(W), sigma the largest singular value of W reshaped to
+    (out_channels, -1), estimated by one power iteration per forward in train mode (its vectors
+    ``u``, ``v`` are buffers, saved in checkpoints). It bounds each conv's Lipschitz constant by 1;
+    the norm layers ``--norm`` puts between the convs stay (their rescaling is not bounded: the
+    usual SN discriminator has none, i.e. ``--norm none``, which also applies to the generators).
+
+    torch's parametrization API: the state dict holds ``<conv>.parametrizations.weight.original``
+    (the free weight, initialised as without SN) and ``...weight.0._u`` / ``._v`` in place of
+    ``<conv>.weight``: a checkpoint with SN loads only into a network with SN."""
+    for module in list(net.modules()):
+        if isinstance(module, nn.Conv2d):
+            parametrizations.spectral_norm(module)
+    return net

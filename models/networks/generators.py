@@ -8,6 +8,7 @@ format: it fixes the state-dict keys, so reference checkpoints such as
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,26 @@ class GeneratorSpec:
     """What generic code needs to know about a generator."""
 
     size_multiple: int = 4  # input sides must be multiples of this (2 ** downsamplings)
+    # takes ``upsample="resize_conv"`` (``--upsample``); the others have one way to upsample
+    resize_conv: bool = False
+
+
+# --upsample: how generators double the resolution. ``transpose``: a 3x3 (ResNet) or 4x4 (U-Net)
+# transposed conv of stride 2, the reference's. ``resize_conv``: nearest-neighbour x2 resize, then a
+# stride-1 3x3 conv with the same channels (Odena, Dumoulin, Olah, "Deconvolution and checkerboard
+# artifacts", Distill 2016): every output pixel gets the same number of kernel taps, so the
+# transposed conv's uneven overlap, and the checkerboard it paints, cannot arise.
+UPSAMPLE_MODES = ("transpose", "resize_conv")
+
+
+def resize_conv(c_in: int, c_out: int, bias: bool) -> nn.Sequential:
+    """Nearest x2, then a 3x3 conv (zero padding 1): ``--upsample resize_conv``'s upsampling layer."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
+
+
+def check_upsample(upsample: str) -> None:
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"unknown upsample '{upsample}' (choose from {', '.join(UPSAMPLE_MODES)})")
 
 
 GENERATORS = Registry("generator", GeneratorSpec)
@@ -57,7 +78,12 @@ class ResnetBlock(nn.Module):
 
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, two stride-2 downsamplings, ``n_blocks`` residual blocks, two transposed-conv
-    upsamplings, c7s1-output_nc, tanh. Any input whose sides are multiples of 4 works."""
+    upsamplings, c7s1-output_nc, tanh. Any input whose sides are multiples of 4 works.
+
+    ``upsample="resize_conv"``: each upsampling is ``resize_conv`` (one module, a Sequential, in
+    the transposed conv's slot: the other modules keep their indices), then the same norm and
+    ReLU. ``antialias_up`` (CUT) already upsamples without a transposed conv (blur-upsample, then
+    a 3x3 conv), so it does not combine with ``resize_conv`` (a ValueError)."""
 
     def __init__(
         self,
@@ -70,8 +96,12 @@ class ResnetGenerator(nn.Module):
         padding_type: str = "reflect",
         antialias: bool = False,
         antialias_up: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
+        check_upsample(upsample)
+        if antialias_up and upsample != "transpose":
+            raise ValueError("antialias_up upsamples by a blur then a conv already: it takes no upsample mode")
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -94,6 +124,10 @@ class ResnetGenerator(nn.Module):
             if antialias_up:  # a blurred upsampling, then a stride-1 conv
                 conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1, bias=bias)
                 layers += [BlurUpsample(c_in), norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
+            elif upsample == "resize_conv":
+                up = resize_conv(c_in, c_out, bias)
+                norm_tied(up[1])
+                layers += [up, make_norm(c_out), nn.ReLU(True)]
             else:
                 conv = nn.ConvTranspose2d(c_in, c_out, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias)
                 layers += [norm_tied(conv), make_norm(c_out), nn.ReLU(True)]
@@ -134,22 +168,33 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: bool = False,
         norm: str = "batch",
         use_dropout: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
+        check_upsample(upsample)
         self.outermost = outermost
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         input_nc = outer_nc if input_nc is None else input_nc
         downconv = norm_tied(nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias))
+
+        def up(c_in: int, bias: bool) -> nn.Module:
+            """The level's x2 upsampling to ``outer_nc`` channels (its conv marked norm-tied by the caller)."""
+            if upsample == "resize_conv":
+                return resize_conv(c_in, outer_nc, bias)
+            return nn.ConvTranspose2d(c_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+
+        def tied(upconv: nn.Module) -> nn.Module:
+            norm_tied(upconv[1] if isinstance(upconv, nn.Sequential) else upconv)
+            return upconv
+
         if outermost:
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = up(inner_nc * 2, True)
             layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
         elif innermost:
-            upconv = norm_tied(nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias))
+            upconv = tied(up(inner_nc, bias))
             layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, make_norm(outer_nc)]
         else:
-            upconv = norm_tied(
-                nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
-            )
+            upconv = tied(up(inner_nc * 2, bias))
             layers = [
                 nn.LeakyReLU(0.2, True),
                 downconv,
@@ -182,19 +227,19 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         use_dropout: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError("a U-Net needs at least 5 downsamplings")
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        level = functools.partial(UnetSkipConnectionBlock, norm=norm, upsample=upsample)
+        block = level(ngf * 8, ngf * 8, innermost=True)
         for _ in range(num_downs - 5):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
-        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipConnectionBlock(
-            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
-        )
+            block = level(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout)
+        block = level(ngf * 4, ngf * 8, submodule=block)
+        block = level(ngf * 2, ngf * 4, submodule=block)
+        block = level(ngf, ngf * 2, submodule=block)
+        self.model = level(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,24 +253,32 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
-@GENERATORS.register("resnet_9blocks", size_multiple=4)
-def resnet_9blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=9)
+@GENERATORS.register("resnet_9blocks", size_multiple=4, resize_conv=True)
+def resnet_9blocks(
+    input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool, upsample: str = "transpose"
+) -> nn.Module:
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=9, upsample=upsample)
 
 
-@GENERATORS.register("resnet_6blocks", size_multiple=4)
-def resnet_6blocks(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=6)
+@GENERATORS.register("resnet_6blocks", size_multiple=4, resize_conv=True)
+def resnet_6blocks(
+    input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool, upsample: str = "transpose"
+) -> nn.Module:
+    return ResnetGenerator(input_nc, output_nc, ngf, norm, use_dropout, n_blocks=6, upsample=upsample)
 
 
-@GENERATORS.register("unet_128", size_multiple=2**7)
-def unet_128(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    return UnetGenerator(input_nc, output_nc, 7, ngf, norm, use_dropout)
+@GENERATORS.register("unet_128", size_multiple=2**7, resize_conv=True)
+def unet_128(
+    input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool, upsample: str = "transpose"
+) -> nn.Module:
+    return UnetGenerator(input_nc, output_nc, 7, ngf, norm, use_dropout, upsample=upsample)
 
 
-@GENERATORS.register("unet_256", size_multiple=2**8)
-def unet_256(input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
-    return UnetGenerator(input_nc, output_nc, 8, ngf, norm, use_dropout)
+@GENERATORS.register("unet_256", size_multiple=2**8, resize_conv=True)
+def unet_256(
+    input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool, upsample: str = "transpose"
+) -> nn.Module:
+    return UnetGenerator(input_nc, output_nc, 8, ngf, norm, use_dropout, upsample=upsample)
 
 
 def define_G(
@@ -237,7 +290,16 @@ def define_G(
     use_dropout: bool = False,
     init_type: str = "normal",
     init_gain: float = 0.02,
+    upsample: str = "transpose",
 ) -> nn.Module:
-    """Build and initialise a registered generator (on the CPU; the caller moves it)."""
-    net = GENERATORS.get(name)(input_nc=input_nc, output_nc=output_nc, ngf=ngf, norm=norm, use_dropout=use_dropout)
+    """Build and initialise a registered generator (on the CPU; the caller moves it). ``upsample``
+    other than ``transpose`` only for generators whose spec says ``resize_conv`` (a ValueError else)."""
+    check_upsample(upsample)
+    extra = {}
+    if upsample != "transpose":
+        if not GENERATORS.spec(name).resize_conv:
+            raise ValueError(f"generator '{name}' has one way to upsample: it takes no upsample='{upsample}'")
+        extra["upsample"] = upsample
+    builder = GENERATORS.get(name)
+    net = builder(input_nc=input_nc, output_nc=output_nc, ngf=ngf, norm=norm, use_dropout=use_dropout, **extra)
     return init_weights(net, init_type, init_gain)
