@@ -27,9 +27,9 @@ no metric of its own:
   in it, see ``engine.tracking.StepTimer``). The first record holds the warm-up steps; the median
   is robust to it;
 - ``iters``: ``total_iters`` of the run's ``latest.pth`` (equal iterations are checked, not assumed);
-- ``peak RSS``: the train.py process's ``ru_maxrss`` from ``os.wait4`` on it: the peak resident
-  memory of that process or of its largest data-loader worker (the larger one, not the sum), the
-  Python interpreter and torch included (~0.4 GB of any figure here is that baseline);
+- ``peak RSS``: the train.py process's peak resident memory, ``VmHWM`` of ``/proc/<pid>/status``
+  polled while it runs (Linux; see ``run_process``); its data-loader workers are not included; the
+  Python interpreter and torch are (~0.3-0.4 GB of any figure here is that baseline);
 - ``train s`` and ``test s``: wall-clock seconds of the two processes.
 
 On a shared machine ``s/iter`` and wall times depend on the other load; compare them as ratios
@@ -161,24 +161,44 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_process(cmd: list[str], log_path: Path) -> tuple[int, float, int]:
+def peak_rss_now(pid: int) -> int | None:
+    """The process's peak resident memory so far, ``VmHWM`` of /proc/<pid>/status (Linux), in
+    bytes; None once it has exited or where there is no /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # "VmHWM:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def run_process(cmd: list[str], log_path: Path, poll_s: float = 0.2) -> tuple[int, float, int | None]:
     """Run ``cmd`` with its output to ``log_path``; (exit status, wall seconds, peak RSS bytes).
-    The peak is the child's ``ru_maxrss`` from ``os.wait4``: that process's or its largest
-    waited-for descendant's (loader workers), not a sum."""
+
+    The peak is the process's own ``VmHWM`` (its high-water resident memory, loader workers not
+    included), polled every ``poll_s`` seconds while it runs: the last reading is the peak up to
+    at most ``poll_s`` before it exited. Not ``ru_maxrss`` from ``wait4``/``RUSAGE_CHILDREN``: on
+    Linux a child's ``ru_maxrss`` starts at the resident memory of the parent it was forked from
+    (this script, torch imported: ~0.5 GB), which hides any smaller figure."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    peak = None
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            while True:
+                peak = peak_rss_now(proc.pid) or peak
+                try:
+                    proc.wait(timeout=poll_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         except BaseException:
             proc.kill()
             proc.wait()
             raise
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen so it does not wait
-    peak = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
-    return proc.returncode, wall, peak
+    return proc.returncode, time.perf_counter() - start, peak
 
 
 def last_line(path: Path) -> str:
@@ -316,7 +336,7 @@ def run_one(
     else:
         print(f"[{time.strftime('%H:%M:%S')}] {run_name}: training ({shlex.join(flags)})", flush=True)
         status, wall, peak = run_process(train_cmd, out / "logs" / f"{run_name}.train.log")
-        rss = {"peak_rss_bytes": peak, "peak_rss_mib": peak / 2**20}
+        rss = {"peak_rss_bytes": peak, "peak_rss_mib": None if peak is None else peak / 2**20}
         row.update(train_wall_s=wall, **rss, load_avg_after_train=os.getloadavg())
         if status != 0:
             row["error"] = f"train.py exited {status}: {last_line(out / 'logs' / f'{run_name}.train.log')}"
@@ -453,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "test_args": args.test_args,
         "metrics": args.metrics,
         "inception_weights": weights,
-        "rss_kind": "ru_maxrss of the train.py process from os.wait4 (its own or its largest loader worker's)",
+        "rss_kind": "VmHWM of the train.py process (/proc/<pid>/status, polled every 0.2 s), loader workers excluded",
         "s_per_iter_kind": "median over loss_log.jsonl records of time_per_iter (compute only, no data loading)",
         "rows": rows,
         "means": means,

@@ -117,6 +117,15 @@ def test_means_and_half_range_over_seeds() -> None:
     assert "| b | 1 | - | failed: train.py exited 2: boom |" in table
 
 
+def test_peak_rss_is_the_childs_own(tmp_path: Path) -> None:
+    """Two children that touch 20 and 220 MiB: their peaks differ by about 200 MiB (the parent's
+    memory, which a forked child's ru_maxrss starts from, must not hide the difference)."""
+    code = "import time, numpy as np; a = np.ones({} * 2**20 // 8); time.sleep(0.6)"
+    peaks = [compare.run_process([sys.executable, "-c", code.format(mib)], tmp_path / "log")[2] for mib in (20, 220)]
+    assert peaks[0] < 150 * 2**20  # python + numpy + 20 MiB, far below this test process's own RSS
+    assert (peaks[1] - peaks[0]) / 2**20 == pytest.approx(200, abs=15)
+
+
 def test_reuse_keeps_what_matches(tmp_path: Path) -> None:
     args = compare.build_parser().parse_args(
         ["--out", str(tmp_path), "--dataroot", "d", "--train_args", "-x 1", "--reuse"]
