@@ -136,11 +136,23 @@ def tracked_python_files() -> list[str]:
     return out.stdout.split()
 
 
+# Deliberate unsafe calls, each with the reason it must stay: (file, message) -> why.
+DELIBERATE = {
+    ("tests/test_bad_inputs.py", "pickle.loads() runs code or unpickles"): (
+        "the pickled-code checkpoint test first shows its payload is live (plain unpickling runs it), "
+        "so the later check that weights_only refused it means something"
+    ),
+}
+
+
 def test_no_tracked_python_file_loads_unsafely_or_runs_a_shell() -> None:
     files = tracked_python_files()
     assert len(files) > 100 and "util/download.py" in files  # the audit sees the whole repository
-    offenders = [hit for name in files for hit in audit_source((REPO_ROOT / name).read_text(), name)]
+    hits = [hit for name in files for hit in audit_source((REPO_ROOT / name).read_text(), name)]
+    allowed = [hit for hit in hits if (hit.split(":")[0], hit.split(": ", 1)[1]) in DELIBERATE]
+    offenders = [hit for hit in hits if hit not in allowed]
     assert offenders == [], "unsafe calls:\n" + "\n".join(offenders)
+    assert len(allowed) == len(DELIBERATE), f"a deliberate exception is gone: drop it from DELIBERATE ({allowed})"
 
 
 PLANTED_BAD = {
