@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -159,7 +159,6 @@ class Kill:
     happened: str = ""  # what the kill hit, for the report
     mid_write: bool = False  # checkpoint kills: the temporary file was still there after the kill
     latest_iters: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def schedule(rng: random.Random, startup_s: float, iteration_s: float) -> list[Kill]:
