@@ -11,7 +11,8 @@ the process without any hook in the product code:
 
 - ``checkpoint``: while a checkpoint is being written. ``util.fileio.atomic_write`` writes to
   ``.<name>.<random>.tmp`` next to the checkpoint and renames it over the old file; the kill
-  comes as soon as the k-th such file appears in the run's folder (k random). The checkpoints
+  comes as soon as the k-th save of the attempt is seen (k random): its temporary file appearing
+  in the run's folder (or, when two polls missed it, the checkpoint replaced). The checkpoints
   are a few MB (full state: Adam moments, image pools of 50) and fsynced, so the write lasts
   milliseconds; whether the kill landed before the rename is checked (the file still exists)
   and counted.
@@ -43,7 +44,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,6 @@ class Kill:
     happened: str = ""  # what the kill hit, for the report
     mid_write: bool = False  # checkpoint kills: the temporary file was still there after the kill
     latest_iters: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def schedule(rng: random.Random, startup_s: float, iteration_s: float) -> list[Kill]:
@@ -177,10 +177,17 @@ def schedule(rng: random.Random, startup_s: float, iteration_s: float) -> list[K
     return kills
 
 
+def checkpoint_files(run_dir: Path) -> dict[str, int]:
+    """{name: inode} of the run's ``*.pth`` files: a save replaces one with a new inode."""
+    return {p.name: p.stat().st_ino for p in run_dir.glob("*.pth")} if run_dir.is_dir() else {}
+
+
 def kill_at(process: Process, kill: Kill, run_dir: Path, before: set[str]) -> bool:
     """Watch ``process`` until ``kill``'s moment, then SIGKILL its group. False if the process
     ended first."""
-    seen_partial: list[str] = []
+    saves: list[str] = []  # this attempt's saves, by temporary file (or by the file, when the poll missed it)
+    writing: dict[str, list[str]] = {}  # checkpoint name -> temporary files seen, not yet renamed over it
+    files = checkpoint_files(run_dir)
     seen_workers: list[int] = []
     iterations = 0
     deadline = process.started + kill.delay if kill.kind == "startup" else None
@@ -192,13 +199,23 @@ def kill_at(process: Process, kill: Kill, run_dir: Path, before: set[str]) -> bo
                 if kill.kind == "iteration" and iterations == kill.target:
                     deadline = arrived + kill.delay
         if kill.kind == "checkpoint":
-            for name in sorted(partial_writes(run_dir) - before):
-                if name not in seen_partial:
-                    seen_partial.append(name)
-            if len(seen_partial) >= kill.target:
+            for name in sorted(partial_writes(run_dir) - before - set(saves)):
+                saves.append(name)
+                writing.setdefault(name[1:].rsplit(".", 2)[0], []).append(name)  # .latest.pth.x1y2z3w4.tmp
+            # a save whose temporary file came and went between two polls (a quiet machine
+            # writes 5 MB in milliseconds) still counts, so every attempt ends after a few saves
+            now_files = checkpoint_files(run_dir)
+            for name, inode in now_files.items():
+                if files.get(name) != inode:
+                    if writing.get(name):
+                        writing[name].pop(0)
+                    else:
+                        saves.append(f"{name} (its temporary file unseen)")
+            files = now_files
+            if len(saves) >= kill.target:
                 process.kill()
-                name = seen_partial[kill.target - 1]
-                kill.mid_write = (run_dir / name).exists()
+                name = saves[kill.target - 1]
+                kill.mid_write = PARTIAL.fullmatch(name) is not None and (run_dir / name).exists()
                 kill.happened = f"{'during' if kill.mid_write else 'just after'} the write of {name}"
                 return True
         elif kill.kind == "worker" and any(line.startswith("dataset:") for line in process.output):
@@ -262,7 +279,10 @@ def test_twenty_sigkills_lose_nothing_and_the_resumed_run_is_bit_exact(dataset: 
         resume = ["--continue_train"] if (run_dir / "latest.pth").is_file() else []
         process = Process([*train_args(dataset, checkpoints, "killed"), *resume])
         assert kill_at(process, kill, run_dir, partial_writes(run_dir)), (
-            f"kill {len(done) + 1} ({kill.kind}) came too late: the run ended first\n" + "".join(process.output[-20:])
+            f"kill {len(done) + 1} ({kill.kind}) came too late: the run ended first; kills so far: "
+            + "; ".join(f"{k.kind} {k.happened} (latest {k.latest_iters})" for k in done)
+            + "\n"
+            + "".join(process.output[-5:])
         )
         assert "Traceback" not in "".join(process.output), "".join(process.output)
         left = partial_writes(run_dir)
