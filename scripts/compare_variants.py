@@ -358,8 +358,9 @@ def run_one(
 
 
 def mean_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant (in order of appearance), over its successful rows: the mean of each figure and
-    half its range over seeds (with two seeds: the distance of each seed from the mean)."""
+    """Per variant (in order of appearance), over its successful rows: the mean of each figure,
+    half its range over seeds (with two seeds: the distance of each seed from the mean) and how
+    many runs have it."""
     names = list(dict.fromkeys(row["variant"] for row in rows))
     means = []
     for name in names:
@@ -370,6 +371,7 @@ def mean_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if values:
                 entry[key] = statistics.fmean(values)
                 entry[f"{key}_half_range"] = (max(values) - min(values)) / 2
+                entry[f"{key}_n"] = len(values)  # a figure some runs lack (not measured) has fewer
         means.append(entry)
     return means
 
@@ -390,12 +392,13 @@ def format_table(rows: list[dict[str, Any]], means: list[dict[str, Any]]) -> str
             continue
         figures = " | ".join(cell(row.get(key), fmt) for _, key, fmt in COLUMNS)
         lines.append(f"| {row['variant']} | {row['seed']} | {cell(row.get('iters'), '{}')} | {figures} |")
-    lines += ["", "Mean over seeds (± half the range over seeds):", "", head.replace("| seed |", "| seeds |"), rule]
+    title = "Mean over seeds (± half the range over seeds; no ± where only one run has the figure):"
+    lines += ["", title, "", head.replace("| seed |", "| seeds |"), rule]
     for entry in means:
         figures = []
         for _, key, fmt in COLUMNS:
             text = cell(entry.get(key), fmt)
-            if len(entry["seeds"]) > 1 and entry.get(key) is not None:
+            if entry.get(f"{key}_n", 0) > 1:
                 text += " ±" + cell(entry[f"{key}_half_range"], fmt)
             figures.append(text)
         seeds = ",".join(str(s) for s in entry["seeds"]) or "none"

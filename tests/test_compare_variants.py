@@ -103,7 +103,7 @@ def test_table_equals_the_runs_own_metrics_and_logs(tmp_path: Path, inception_we
 def test_means_and_half_range_over_seeds() -> None:
     rows = [
         {"variant": "a", "seed": 0, "l1": 0.2, "fid": 10.0},
-        {"variant": "a", "seed": 1, "l1": 0.4, "fid": 30.0},
+        {"variant": "a", "seed": 1, "l1": 0.4, "fid": 30.0, "peak_rss_mib": 800.0},
         {"variant": "b", "seed": 0, "l1": 0.5},
         {"variant": "b", "seed": 1, "error": "train.py exited 2: boom"},
     ]
@@ -114,6 +114,9 @@ def test_means_and_half_range_over_seeds() -> None:
     assert b["l1"] == 0.5 and "fid" not in b
     table = compare.format_table(rows, [a, b])
     assert "| a | 0,1 | | 0.3000 ±0.1000 |" in table
+    # a figure only one of the seeds has: its value, without a spread it does not have
+    assert a["peak_rss_mib_n"] == 1 and a["l1_n"] == 2
+    assert "| 800 |" in table and "800 ±" not in table
     assert "| b | 1 | - | failed: train.py exited 2: boom |" in table
 
 
