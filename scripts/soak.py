@@ -340,8 +340,9 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[dict], int, DiskSamp
                 # descriptors and threads: the epoch's floor. Loader pipes and queue threads, a
                 # checkpoint being written, come and go; a leak raises the floor.
                 row["fds_end"], row["threads_end"] = sampled.fds, sampled.threads
-                row["fds"] = int(min(peaks["fds_min"], sampled.fds))
-                row["threads"] = int(min(peaks["threads_min"], sampled.threads))
+                first = not rows  # the first epoch's floor would be the interpreter starting up
+                row["fds"] = sampled.fds if first else int(min(peaks["fds_min"], sampled.fds))
+                row["threads"] = sampled.threads if first else int(min(peaks["threads_min"], sampled.threads))
                 disk = asdict(sample_disk(run_dir))
                 disk.pop("temporary")
                 row.update(disk)
