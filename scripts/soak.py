@@ -15,14 +15,17 @@ every epoch. At each "End of epoch" line it reads, from /proc:
   number and total RSS of its descendants (the DataLoader workers, alive only while an epoch
   loads: a background thread samples every 0.2 s), in MiB (forked workers share most pages with
   the main process, so their RSS overstates what they add);
-* its open file descriptors (entries of /proc/<pid>/fd) and threads (``Threads:`` of status);
+* its open file descriptors (entries of /proc/<pid>/fd) and threads (``Threads:`` of status),
+  the lowest seen during the epoch: loader pipes and queue threads, a file being written, come and
+  go, so one reading at an arbitrary moment is noise; a leak raises the floor (``fds_end`` and
+  ``threads_end`` in the JSON are the readings at the epoch's end);
 * the disk use of the run folder (allocated blocks, as ``du``) and its files, split into
   checkpoints, the HTML page (web/), logs and anything else;
 * with ``--visdom``, the visdom server's RSS.
 
 It prints a table, then a verdict per column: the least-squares slope per epoch after the
 warm-up epochs (the first fifth, at least 2: caches, the allocator's arenas and the first saves
-settle there), and whether that is growth: RSS growing more than max(5 %, 8 MiB) over the window,
+settle there), and whether that is growth: RSS growing more than max(2 %, 8 MiB) over the window,
 any net growth of descriptors or threads, or disk outside checkpoints, web/ and logs growing.
 Checkpoints (one per epoch here), the page's images and the logs grow by design; the script says
 so and checks that each epoch checkpoint has the same size. After the run it also lists temporary
@@ -129,7 +132,9 @@ class PeakWatcher(threading.Thread):
 
     @staticmethod
     def _empty() -> dict[str, float]:
-        return {"rss_peak_mib": 0.0, "workers_peak": 0, "workers_rss_peak_mib": 0.0, "samples": 0}
+        inf = float("inf")
+        return {"rss_peak_mib": 0.0, "workers_peak": 0, "workers_rss_peak_mib": 0.0, "fds_min": inf,
+                "threads_min": inf, "samples": 0}  # fmt: skip
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -142,6 +147,8 @@ class PeakWatcher(threading.Thread):
                 peaks["rss_peak_mib"] = max(peaks["rss_peak_mib"], sample.rss_mib)
                 peaks["workers_peak"] = max(peaks["workers_peak"], sample.children)
                 peaks["workers_rss_peak_mib"] = max(peaks["workers_rss_peak_mib"], sample.children_rss_mib)
+                peaks["fds_min"] = min(peaks["fds_min"], sample.fds)
+                peaks["threads_min"] = min(peaks["threads_min"], sample.threads)
                 peaks["samples"] += 1
 
     def take(self) -> dict[str, float]:
@@ -245,7 +252,7 @@ def verdicts(rows: list[dict]) -> list[Verdict]:
     for name in ("rss_mib", "rss_peak_mib", "workers_rss_peak_mib", "visdom_rss_mib"):
         if rows and name in rows[0]:
             values = col(name)
-            out.append(verdict(name, values, max(0.05 * (values[0] if values else 0), 8.0)))
+            out.append(verdict(name, values, max(0.02 * (values[0] if values else 0), 8.0)))
     for name in ("fds", "threads", "other_mib"):
         out.append(verdict(name, col(name), 0.5 if name != "other_mib" else 0.1))
     return out
@@ -330,6 +337,12 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[dict], int, DiskSamp
                 row["rss_peak_mib"] = max(peaks["rss_peak_mib"], sampled.rss_mib)
                 row["workers_peak"] = max(int(peaks["workers_peak"]), sampled.children)
                 row["workers_rss_peak_mib"] = max(peaks["workers_rss_peak_mib"], sampled.children_rss_mib)
+                # descriptors and threads: the epoch's floor. Loader pipes and queue threads, a
+                # checkpoint being written, come and go; a leak raises the floor.
+                row["fds_end"], row["threads_end"] = sampled.fds, sampled.threads
+                first = not rows  # the first epoch's floor would be the interpreter starting up
+                row["fds"] = sampled.fds if first else int(min(peaks["fds_min"], sampled.fds))
+                row["threads"] = sampled.threads if first else int(min(peaks["threads_min"], sampled.threads))
                 disk = asdict(sample_disk(run_dir))
                 disk.pop("temporary")
                 row.update(disk)
