@@ -75,6 +75,23 @@ def test_resume_keeps_earlier_steps(tmp_path: Path):
     assert [s["total_iters"] for s in fresh.steps] == [100]
 
 
+def test_kept_step_html_equals_a_full_render_and_follows_a_replaced_step(tmp_path: Path):
+    """Each step's HTML is rendered once and kept: the page must still be exactly what rendering
+    every step afresh gives (a resumed backend, which has kept nothing), and a step displayed again
+    at the same iteration (update_html_freq 0) must show its new images, not the kept ones."""
+    backend = HTMLBackend(tmp_path / "web", run_name="run", update_html_freq=0)
+    for it in (100, 200, 300):
+        backend.display(1, it, visuals(["fake_B", "rec_A"]))
+    backend.display(1, 300, visuals(["idt_A"]))  # the same step again, other visuals
+    kept = (tmp_path / "web" / "index.html").read_text()
+    srcs = re.findall(r'<img[^>]*src="images/([^"]+)"', kept)
+    assert srcs == ["epoch001_iter000300_idt_A.png"] + [
+        f"epoch001_iter{it:06d}_{label}.png" for it in (200, 100) for label in ("fake_B", "rec_A")
+    ]
+    afresh = HTMLBackend(tmp_path / "web", run_name="run", update_html_freq=0, resume=True)
+    assert afresh.write_page().read_text() == kept
+
+
 @pytest.mark.browser
 def test_html_page_in_browser_loads_every_image(page, tmp_path: Path, artifacts_dir: Path):
     backend = HTMLBackend(tmp_path / "web", run_name="browser <run>", update_html_freq=1, winsize=128)

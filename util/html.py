@@ -44,16 +44,7 @@ class HTMLPage:
 
     def add_images(self, items: Sequence[tuple[str, str]], width: int = 256) -> None:
         """One row: ``items`` are (label, path relative to ``root``)."""
-        with self.doc:
-            with tags.table():
-                with tags.tr():
-                    for label, rel_path in items:
-                        href = quote(Path(rel_path).as_posix())
-                        with tags.td():
-                            with tags.a(href=href):
-                                tags.img(src=href, style=f"width:{width}px", alt=label)
-                            tags.br()
-                            tags.span(label)
+        self.doc.add(image_row(items, width))
 
     def add_video(self, rel_path: str, width: int = 512) -> None:
         """A video player for the file at ``rel_path`` (relative to ``root``), with a link to it (a
@@ -85,5 +76,25 @@ class HTMLPage:
                             else:
                                 tags.td(str(cell))
 
-    def save(self, filename: str = "index.html") -> Path:
-        return atomic_write_text(self.root / filename, self.doc.render())
+    def save(self, filename: str = "index.html", body_end: str = "") -> Path:
+        """Write the page; ``body_end``: HTML already rendered (escaped) to append to the body."""
+        html = self.doc.render()
+        if body_end:
+            start, end = html.rsplit("</body>", 1)
+            html = f"{start}{body_end}</body>{end}"
+        return atomic_write_text(self.root / filename, html)
+
+
+def image_row(items: Sequence[tuple[str, str]], width: int = 256) -> tags.table:
+    """A table of one row of labelled images: ``items`` are (label, path relative to the page)."""
+    row = tags.table()
+    with row:
+        with tags.tr():
+            for label, rel_path in items:
+                href = quote(Path(rel_path).as_posix())
+                with tags.td():
+                    with tags.a(href=href):
+                        tags.img(src=href, style=f"width:{width}px", alt=label)
+                    tags.br()
+                    tags.span(label)
+    return row
