@@ -93,6 +93,11 @@ class ContentStyleDataset(BaseDataset):
     """Content crops, each with a crop of a random style image (see the module's note)."""
 
     @classmethod
+    def reads_file(cls, path: Path) -> bool:
+        """test.py stylizes a single content image given as ``--dataroot``."""
+        return is_image_file(path)
+
+    @classmethod
     def expected_layout(cls, phase: str) -> str:
         return f"content images in {phase}A/ and style images in {phase}B/"
 

@@ -77,6 +77,11 @@ class StyleDataset(BaseDataset):
     """Content crops plus the style image (see the module's note)."""
 
     @classmethod
+    def reads_file(cls, path: Path) -> bool:
+        """test.py stylizes a single content image given as ``--dataroot``."""
+        return is_image_file(path)
+
+    @classmethod
     def expected_layout(cls, phase: str) -> str:
         return f"content images (or {phase}A/ of them), or one image to stylise (test.py)"
 
